@@ -1,0 +1,254 @@
+"""NIP-01 message codec: every client-to-relay and relay-to-client message.
+
+Decoding never raises anything but ``BadFrame`` (with a reason code) for garbage, so a relay
+that sends rubbish is counted, not fatal. EVENT payloads stay as raw JSON bytes here: the
+event itself is parsed by ``event.decode_event`` so that its refusal reason is precise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from nostr_assets.lib.event import Event
+
+BAD_FRAME_REASONS = ("not_json", "not_an_array", "unknown_type", "bad_shape", "too_large")
+
+# NIP-01 machine-readable prefixes of CLOSED and OK messages.
+CLOSED_PREFIXES = ("auth-required", "rate-limited", "restricted", "error", "duplicate",
+                   "pow", "blocked", "invalid", "unsupported", "mute")
+
+
+class BadFrame(ValueError):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+# ---- relay to client -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventMessage:
+    subscription_id: str
+    event_json: bytes  # the raw event object, parsed later by event.decode_event
+
+
+@dataclass(frozen=True, slots=True)
+class EoseMessage:
+    subscription_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedMessage:
+    subscription_id: str
+    message: str
+
+    @property
+    def prefix(self) -> str:
+        return message_prefix(self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeMessage:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class OkMessage:
+    event_id: str
+    accepted: bool
+    message: str
+
+    @property
+    def prefix(self) -> str:
+        return message_prefix(self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthMessage:
+    challenge: str
+
+
+@dataclass(frozen=True, slots=True)
+class CountMessage:
+    subscription_id: str
+    count: int
+
+
+RelayMessage = (
+    EventMessage | EoseMessage | ClosedMessage | NoticeMessage | OkMessage | AuthMessage
+    | CountMessage
+)
+
+
+def message_prefix(message: str) -> str:
+    """The machine-readable prefix of a CLOSED/OK message ('' when there is none)."""
+    head, colon, _ = message.partition(":")
+    head = head.strip().lower()
+    return head if colon and head in CLOSED_PREFIXES else ""
+
+
+_frame_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_str_decoder = msgspec.json.Decoder(str)
+_bool_decoder = msgspec.json.Decoder(bool)
+_count_decoder = msgspec.json.Decoder(dict[str, Any])
+_encoder = msgspec.json.Encoder()
+
+
+def _split(frame: bytes | str, max_bytes: int | None) -> list[msgspec.Raw]:
+    if max_bytes is not None and len(frame) > max_bytes:
+        raise BadFrame("too_large", f"{len(frame)} bytes")
+    try:
+        parts = _frame_decoder.decode(frame)
+    except msgspec.ValidationError:
+        raise BadFrame("not_an_array") from None
+    except msgspec.DecodeError:
+        raise BadFrame("not_json") from None
+    if not parts:
+        raise BadFrame("bad_shape", "empty array")
+    return parts
+
+
+def _text(raw: msgspec.Raw) -> str:
+    try:
+        return _str_decoder.decode(raw)
+    except msgspec.MsgspecError:
+        raise BadFrame("bad_shape", "expected a string") from None
+
+
+def decode_relay_message(frame: bytes | str, max_bytes: int | None = None) -> RelayMessage:
+    """Decode one relay-to-client frame, or raise ``BadFrame``."""
+    parts = _split(frame, max_bytes)
+    kind = _text(parts[0])
+    n = len(parts)
+    if kind == "EVENT" and n == 3:
+        return EventMessage(_text(parts[1]), bytes(parts[2]))
+    if kind == "EOSE" and n == 2:
+        return EoseMessage(_text(parts[1]))
+    if kind == "CLOSED" and n in (2, 3):
+        return ClosedMessage(_text(parts[1]), _text(parts[2]) if n == 3 else "")
+    if kind == "NOTICE" and n == 2:
+        return NoticeMessage(_text(parts[1]))
+    if kind == "OK" and n in (3, 4):
+        try:
+            accepted = _bool_decoder.decode(parts[2])
+        except msgspec.MsgspecError:
+            raise BadFrame("bad_shape", "OK flag is not a boolean") from None
+        return OkMessage(_text(parts[1]), accepted, _text(parts[3]) if n == 4 else "")
+    if kind == "AUTH" and n == 2:
+        return AuthMessage(_text(parts[1]))
+    if kind == "COUNT" and n == 3:
+        try:
+            count = _count_decoder.decode(parts[2]).get("count")
+        except msgspec.MsgspecError:
+            count = None
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise BadFrame("bad_shape", "COUNT without an integer count")
+        return CountMessage(_text(parts[1]), count)
+    if kind in ("EVENT", "EOSE", "CLOSED", "NOTICE", "OK", "AUTH", "COUNT"):
+        raise BadFrame("bad_shape", f"{kind} with {n} elements")
+    raise BadFrame("unknown_type", kind[:32])
+
+
+def encode_relay_message(message: RelayMessage | tuple) -> bytes:
+    """Encode a relay-to-client message (used by the test relays)."""
+    match message:
+        case EventMessage(sub, event_json):
+            return b'["EVENT",' + _encoder.encode(sub) + b"," + event_json + b"]"
+        case EoseMessage(sub):
+            return _encoder.encode(["EOSE", sub])
+        case ClosedMessage(sub, text):
+            return _encoder.encode(["CLOSED", sub, text])
+        case NoticeMessage(text):
+            return _encoder.encode(["NOTICE", text])
+        case OkMessage(event_id, accepted, text):
+            return _encoder.encode(["OK", event_id, accepted, text])
+        case AuthMessage(challenge):
+            return _encoder.encode(["AUTH", challenge])
+        case CountMessage(sub, count):
+            return _encoder.encode(["COUNT", sub, {"count": count}])
+    raise TypeError(f"not a relay message: {message!r}")
+
+
+# ---- client to relay -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReqMessage:
+    subscription_id: str
+    filters: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CountRequest:
+    subscription_id: str
+    filters: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CloseMessage:
+    subscription_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEventMessage:
+    event_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuthMessage:
+    event_json: bytes
+
+
+ClientMessage = ReqMessage | CountRequest | CloseMessage | ClientEventMessage | ClientAuthMessage
+
+
+def encode_req(subscription_id: str, *filters: dict[str, Any]) -> bytes:
+    return _encoder.encode(["REQ", subscription_id, *filters])
+
+
+def encode_count(subscription_id: str, *filters: dict[str, Any]) -> bytes:
+    return _encoder.encode(["COUNT", subscription_id, *filters])
+
+
+def encode_close(subscription_id: str) -> bytes:
+    return _encoder.encode(["CLOSE", subscription_id])
+
+
+def encode_client_event(event: Event) -> bytes:
+    return _encoder.encode(["EVENT", event])
+
+
+def encode_client_auth(event: Event) -> bytes:
+    return _encoder.encode(["AUTH", event])
+
+
+def _filters(parts: list[msgspec.Raw]) -> tuple[dict[str, Any], ...]:
+    try:
+        filters = tuple(_count_decoder.decode(p) for p in parts)
+    except msgspec.MsgspecError:
+        raise BadFrame("bad_shape", "a filter is not an object") from None
+    return filters
+
+
+def decode_client_message(frame: bytes | str, max_bytes: int | None = None) -> ClientMessage:
+    """Decode one client-to-relay frame, or raise ``BadFrame``."""
+    parts = _split(frame, max_bytes)
+    kind = _text(parts[0])
+    n = len(parts)
+    if kind == "REQ" and n >= 2:
+        return ReqMessage(_text(parts[1]), _filters(parts[2:]))
+    if kind == "COUNT" and n >= 2:
+        return CountRequest(_text(parts[1]), _filters(parts[2:]))
+    if kind == "CLOSE" and n == 2:
+        return CloseMessage(_text(parts[1]))
+    if kind == "EVENT" and n == 2:
+        return ClientEventMessage(bytes(parts[1]))
+    if kind == "AUTH" and n == 2:
+        return ClientAuthMessage(bytes(parts[1]))
+    if kind in ("REQ", "COUNT", "CLOSE", "EVENT", "AUTH"):
+        raise BadFrame("bad_shape", f"{kind} with {n} elements")
+    raise BadFrame("unknown_type", kind[:32])
