@@ -28,5 +28,10 @@ crawl: setup
 
 run: crawl
 
+# Real geolocation databases in data/geoip/: DB-IP City Lite (no account needed), plus
+# GeoLite2 City and ASN when MAXMIND_LICENSE_KEY is set.
+geoip: setup
+	$(BIN)/python scripts/fetch_geoip.py
+
 clean:
 	rm -rf $(VENV) dbt_project/target

@@ -138,6 +138,7 @@ def replace_window(
     """
     if table not in RAW_TABLES:
         raise ValueError(f"unknown raw table {table!r}")
+    ensure_raw_tables(conn)
     conn.execute("begin transaction")
     try:
         conn.execute(

@@ -1,0 +1,33 @@
+"""The code location: every asset, check, schedule, sensor and resource of nostr-analytics."""
+
+import dagster as dg
+
+from nostr_assets.defs import automation
+from nostr_assets.defs.dbt.assets import dbt_hourly_models, dbt_models, dbt_staging_models
+from nostr_assets.defs.events.assets import nostr_events
+from nostr_assets.defs.geo.assets import asn_database, city_database, relay_geolocations
+from nostr_assets.defs.relays.catalog import relay_catalog
+from nostr_assets.defs.relays.snapshots import relay_snapshots
+from nostr_assets.defs.resources import build_resources
+
+defs = dg.Definitions(
+    assets=[
+        relay_catalog,
+        relay_snapshots,
+        city_database,
+        asn_database,
+        relay_geolocations,
+        nostr_events,
+        dbt_staging_models,
+        dbt_hourly_models,
+        dbt_models,
+    ],
+    jobs=[automation.raw_hourly_job, automation.raw_events_job, automation.relay_catalog_job],
+    schedules=[automation.hourly_raw_schedule],
+    sensors=[
+        automation.late_events_sensor,
+        automation.relay_discovery_sensor,
+        automation.automation_sensor,
+    ],
+    resources=build_resources(),
+)

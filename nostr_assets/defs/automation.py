@@ -1,0 +1,110 @@
+"""Schedules and sensors: the hour just closed, late events two days on, and new relays."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import duckdb
+
+from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.relays.catalog import read_discovered_relays
+from nostr_assets.defs.resources import database_path
+
+RAW_HOURLY = dg.AssetSelection.assets(
+    ["raw", "relay_snapshots"],
+    ["raw", "relay_geolocations"],
+    ["raw", "nostr_events"],
+    ["raw", "event_relay_sightings"],
+    ["raw", "relay_fetch_stats"],
+)
+RAW_EVENTS = dg.AssetSelection.assets(
+    ["raw", "nostr_events"], ["raw", "event_relay_sightings"], ["raw", "relay_fetch_stats"]
+)
+
+# Partitioning is inferred from the selected assets: all share `hourly_partitions`.
+raw_hourly_job = dg.define_asset_job("raw_hourly_job", selection=RAW_HOURLY)
+raw_events_job = dg.define_asset_job("raw_events_job", selection=RAW_EVENTS)
+relay_catalog_job = dg.define_asset_job(
+    "relay_catalog_job", selection=dg.AssetSelection.assets(["raw", "relay_catalog"])
+)
+
+# Ten minutes after the hour closes: relays receive events a little late, and clients with
+# slow clocks publish a few seconds into the next hour.
+SETTLING_MINUTES = 10
+
+hourly_raw_schedule = dg.build_schedule_from_partitioned_job(
+    raw_hourly_job,
+    name="hourly_raw_schedule",
+    minute_of_hour=SETTLING_MINUTES,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+# NIP-59 gift wraps carry a created_at randomised up to two days into the past, so the hour
+# from 48 hours ago is fetched again once everything that claims it has been published.
+LATE_EVENTS_LAG = timedelta(hours=48)
+
+
+def late_partition_key(now: datetime) -> str:
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - LATE_EVENTS_LAG
+    return hour.strftime("%Y-%m-%d-%H:%M")
+
+
+@dg.sensor(
+    job=raw_events_job,
+    minimum_interval_seconds=15 * 60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def late_events_sensor(context: dg.SensorEvaluationContext):
+    """Re-fetches the hour from 48 hours ago once, for late events (gift wraps are backdated)."""
+    key = late_partition_key(datetime.now(UTC))
+    if key < hourly_partitions.get_first_partition_key():
+        return dg.SkipReason(f"{key} is before the first partition")
+    # The run key makes each hour's re-fetch happen once, however often the sensor ticks.
+    return dg.RunRequest(run_key=f"late-events-{key}", partition_key=key)
+
+
+@dg.sensor(
+    job=relay_catalog_job,
+    minimum_interval_seconds=15 * 60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def relay_discovery_sensor(context: dg.SensorEvaluationContext):
+    """Adds relays that stored events mention (kind 10002, kind-3 maps, tag hints) to the
+    catalog, by materialising raw/relay_catalog when any is missing from it."""
+    try:
+        conn = duckdb.connect(str(database_path_value()), read_only=True)
+    except (duckdb.IOException, duckdb.CatalogException) as busy:
+        # A writer holds the file (DuckDB allows one writing process): try next tick.
+        return dg.SkipReason(f"warehouse not readable now: {busy}")
+    try:
+        tables = {
+            t
+            for (t,) in conn.execute(
+                "select table_name from information_schema.tables where table_schema = 'raw'"
+            ).fetchall()
+        }
+        if not {"nostr_events", "relay_catalog"} <= tables:
+            return dg.SkipReason("no events or catalog stored yet")
+        discovered, _ = read_discovered_relays(conn)
+        known = {
+            url for (url,) in conn.execute("select relay_url from raw.relay_catalog").fetchall()
+        }
+    finally:
+        conn.close()
+    new = sorted(set(discovered) - known)
+    if not new:
+        return dg.SkipReason(f"no new relays among {len(discovered)} discovered")
+    context.log.info(f"{len(new)} new relays, e.g. {new[:5]}")
+    return dg.RunRequest(run_key=f"discovered-{len(known)}-{new[0]}")
+
+
+def database_path_value() -> str:
+    value = database_path()
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+)

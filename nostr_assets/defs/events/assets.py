@@ -1,0 +1,267 @@
+"""raw/nostr_events, raw/event_relay_sightings and raw/relay_fetch_stats, one hour at a time."""
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from nostr_assets.defs.freshness import HOURLY_FRESHNESS
+from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.relays.relay_list import contactable_relays
+from nostr_assets.defs.resources import NostrCrawlerResource
+from nostr_assets.lib.crawler import CrawlResult, crawl
+from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
+
+EVENTS = dg.AssetKey(["raw", "nostr_events"])
+SIGHTINGS = dg.AssetKey(["raw", "event_relay_sightings"])
+FETCH_STATS = dg.AssetKey(["raw", "relay_fetch_stats"])
+
+# Below this share of verifying events, something is broken (our verifier, or a relay feeding
+# forgeries at scale) and the marts must not be rebuilt from the partition.
+MIN_VALID_SHARE = 0.5
+
+_STATS_SCHEMA = pa.schema(
+    [
+        ("created_hour", pa.timestamp("us", tz="UTC")),
+        ("relay_url", pa.string()),
+        ("fetched_at", pa.timestamp("us", tz="UTC")),
+        ("events", pa.int32()),
+        ("duplicates", pa.int32()),
+        ("invalid_ids", pa.int32()),
+        ("invalid_signatures", pa.int32()),
+        ("invalid_other", pa.int32()),
+        ("bad_frames", pa.int32()),
+        ("pages", pa.int32()),
+        ("possibly_truncated", pa.bool_()),
+        ("eose_received", pa.bool_()),
+        ("closed_prefix", pa.string()),
+        ("bytes_received", pa.int64()),
+        ("time_to_open_ms", pa.float64()),
+        ("time_to_first_event_ms", pa.float64()),
+        ("error_class", pa.string()),
+    ]
+)
+
+
+def _stats_rows(hour: datetime, fetched_at: datetime, result: CrawlResult) -> pa.Table:
+    rows = []
+    for s in result.relay_stats:
+        invalid_other = sum(s.invalid.values()) - s.invalid_ids - s.invalid_signatures
+        rows.append(
+            {
+                "created_hour": hour,
+                "relay_url": s.relay_url,
+                "fetched_at": fetched_at,
+                "events": s.events,
+                "duplicates": s.duplicates,
+                "invalid_ids": s.invalid_ids,
+                "invalid_signatures": s.invalid_signatures,
+                "invalid_other": invalid_other,
+                "bad_frames": sum(s.bad_frames.values()),
+                "pages": s.pages,
+                "possibly_truncated": s.possibly_truncated,
+                "eose_received": s.eose_received,
+                "closed_prefix": s.closed_prefix or None,
+                "bytes_received": s.bytes_received,
+                "time_to_open_ms": s.time_to_open_ms,
+                "time_to_first_event_ms": s.time_to_first_event_ms,
+                "error_class": s.error_class,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=_STATS_SCHEMA)
+
+
+def _worst_relays_markdown(stats: list[dict], limit: int = 10) -> str:
+    def badness(s: dict) -> tuple:
+        return (s["error_class"] is not None, s["invalid"], s["truncated"], -s["events"])
+
+    lines = [
+        "| relay | events | invalid | bad frames | truncated hours | error |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in sorted(stats, key=badness, reverse=True)[:limit]:
+        lines.append(
+            f"| {s['relay_url']} | {s['events']} | {s['invalid']} | {s['bad_frames']} | "
+            f"{s['truncated']} | {s['error_class'] or ''} |"
+        )
+    return "\n".join(lines)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            EVENTS,
+            description="One row per verified event id (id and BIP-340 signature checked), "
+            "deduplicated across relays, partitioned by the UTC hour of created_at.",
+            deps=[["raw", "relay_catalog"]],
+            kinds={"python", "duckdb"},
+            group_name="events",
+            freshness_policy=HOURLY_FRESHNESS,
+        ),
+        dg.AssetSpec(
+            SIGHTINGS,
+            description="One row per event id and relay that served it, with when it was first "
+            "seen there: who holds what, and the replication factor.",
+            deps=[["raw", "relay_catalog"]],
+            kinds={"python", "duckdb"},
+            group_name="events",
+            freshness_policy=HOURLY_FRESHNESS,
+        ),
+        dg.AssetSpec(
+            FETCH_STATS,
+            description="One row per relay and hour fetched: events, duplicates, invalid events, "
+            "bad frames, pages, truncation, EOSE, bytes and timings of the latest fetch.",
+            deps=[["raw", "relay_catalog"]],
+            kinds={"python", "duckdb"},
+            group_name="events",
+            freshness_policy=HOURLY_FRESHNESS,
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "valid_event_share",
+            asset=EVENTS,
+            blocking=True,
+            description=f"At least {MIN_VALID_SHARE:.0%} of the events relays served verify.",
+        ),
+        dg.AssetCheckSpec(
+            "relays_reached",
+            asset=EVENTS,
+            blocking=True,
+            description="At least one relay answered every hour of the window.",
+        ),
+    ],
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="duckdb",
+    can_subset=False,
+)
+def nostr_events(
+    context: dg.AssetExecutionContext,
+    duckdb: DuckDBResource,
+    crawler: NostrCrawlerResource,
+):
+    """Fetch every event whose created_at falls in each hour of the run's window from every
+    contactable relay in the catalog, page by page until complete, verified and deduplicated."""
+    window = context.partition_time_window
+    with duckdb.get_connection() as conn:
+        relays = contactable_relays(conn, crawler.allow_private_addresses)
+    if not relays:
+        raise dg.Failure(
+            "No relay can be contacted: the catalog is empty or every relay is guarded. "
+            "Materialise raw/relay_catalog first, or set NOSTR_RELAYS."
+        )
+    config = crawler.client_config()
+    kinds = crawler.kind_list()
+    hours = int((window.end - window.start) / timedelta(hours=1))
+    context.log.info(f"Fetching {hours} hour(s) from {len(relays)} relays")
+
+    totals = Counter()
+    hours_without_relay = []
+    invalid = Counter()
+    per_relay: dict[str, dict] = {}
+    hour = window.start
+    done = 0
+    while hour < window.end:
+        since = int(hour.timestamp())
+        fetched_at = datetime.now(UTC)
+        # until is inclusive in NIP-01: the hour's last second is since + 3599.
+        result = asyncio.run(
+            crawl(
+                relays, since, since + 3599, kinds, config=config, concurrency=crawler.concurrency
+            )
+        )
+        first_seen: dict[str, float] = {}
+        for s in result.sightings:
+            first_seen[s.event_id] = min(
+                s.first_seen_at, first_seen.get(s.event_id, s.first_seen_at)
+            )
+        events = event_rows(result.events, first_seen)
+        created = {e.id: e.created_at for e in result.events}
+        sightings = sighting_rows(
+            ((s.event_id, s.relay_url, s.first_seen_at) for s in result.sightings), created
+        )
+        with duckdb.get_connection() as conn:
+            n_events, n_sightings = land_window(
+                conn,
+                hour,
+                hour + timedelta(hours=1),
+                events,
+                sightings,
+                _stats_rows(hour, fetched_at, result),
+            )
+        totals["events"] += n_events
+        totals["sightings"] += n_sightings
+        totals["fetched_events"] += len(result.events)
+        if not any(st.eose_received or not st.error_class for st in result.relay_stats):
+            hours_without_relay.append(f"{hour:%Y-%m-%d %H:00}")
+        for s in result.relay_stats:
+            invalid.update(s.invalid)
+            row = per_relay.setdefault(
+                s.relay_url,
+                {
+                    "relay_url": s.relay_url,
+                    "events": 0,
+                    "invalid": 0,
+                    "bad_frames": 0,
+                    "truncated": 0,
+                    "error_class": None,
+                },
+            )
+            row["events"] += s.events
+            row["invalid"] += sum(s.invalid.values())
+            row["bad_frames"] += sum(s.bad_frames.values())
+            row["truncated"] += int(s.possibly_truncated)
+            row["error_class"] = s.error_class or row["error_class"]
+        done += 1
+        context.log.info(
+            f"[{done}/{hours}] {hour:%Y-%m-%d %H:00}: {len(result.events)} events, "
+            f"{sum(1 for s in result.relay_stats if s.error_class)} relays failed"
+        )
+        hour += timedelta(hours=1)
+
+    failed = sum(1 for r in per_relay.values() if r["error_class"])
+    common = {
+        "hours": hours,
+        "relays_reached": len(per_relay) - failed,
+        "relays_failed": failed,
+        "possibly_truncated_relays": sum(1 for r in per_relay.values() if r["truncated"]),
+        "invalid_events": sum(invalid.values()),
+        **{f"invalid/{reason}": n for reason, n in sorted(invalid.items())},
+    }
+    yield dg.MaterializeResult(
+        asset_key=EVENTS,
+        metadata={
+            "dagster/row_count": totals["events"],
+            **common,
+            "worst_relays": dg.MetadataValue.md(_worst_relays_markdown(list(per_relay.values()))),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=SIGHTINGS, metadata={"dagster/row_count": totals["sightings"], **common}
+    )
+    yield dg.MaterializeResult(
+        asset_key=FETCH_STATS,
+        metadata={"dagster/row_count": len(per_relay) * hours, **common},
+    )
+    served = sum(r["events"] for r in per_relay.values())
+    share = served / (served + common["invalid_events"]) if served else 1.0
+    yield dg.AssetCheckResult(
+        check_name="valid_event_share",
+        asset_key=EVENTS,
+        passed=share >= MIN_VALID_SHARE,
+        metadata={"valid_share": share, "valid": served, "invalid": common["invalid_events"]},
+    )
+    yield dg.AssetCheckResult(
+        check_name="relays_reached",
+        asset_key=EVENTS,
+        passed=not hours_without_relay,
+        metadata={
+            "relays_reached": common["relays_reached"],
+            "hours_without_any_relay": len(hours_without_relay),
+            "first_such_hours": ", ".join(hours_without_relay[:5]),
+        },
+    )

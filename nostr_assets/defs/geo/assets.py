@@ -1,0 +1,121 @@
+"""raw/relay_geolocations, and the local .mmdb databases it reads as external assets."""
+
+from collections import Counter
+
+import dagster as dg
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from nostr_assets.defs.freshness import HOURLY_FRESHNESS
+from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.resources import GeoIPResource
+from nostr_assets.lib.geo import GeoDatabaseMissing, GeoLocator
+from nostr_assets.lib.warehouse import ensure_raw_tables, replace_window
+
+# The databases are files someone else builds (DB-IP, MaxMind); they appear in the graph so
+# that lineage shows which database located what.
+city_database = dg.AssetSpec(
+    ["geoip", "city_database"],
+    description="The local MaxMind-format city database (.mmdb): GeoLite2 City, or DB-IP City "
+    "Lite (CC BY 4.0, https://db-ip.com). Installed by `make geoip`; path from "
+    "NOSTR_GEOIP_CITY_DB.",
+    group_name="geoip",
+    kinds={"mmdb"},
+)
+asn_database = dg.AssetSpec(
+    ["geoip", "asn_database"],
+    description="The local MaxMind-format ASN database (.mmdb), GeoLite2 ASN when "
+    "MAXMIND_LICENSE_KEY was set for `make geoip`; path from NOSTR_GEOIP_ASN_DB. Optional.",
+    group_name="geoip",
+    kinds={"mmdb"},
+)
+
+_SCHEMA = pa.schema(
+    [
+        ("snapshot_hour", pa.timestamp("us", tz="UTC")),
+        ("relay_url", pa.string()),
+        ("ip", pa.string()),
+        ("country_code", pa.string()),
+        ("country_name", pa.string()),
+        ("city", pa.string()),
+        ("latitude", pa.float64()),
+        ("longitude", pa.float64()),
+        ("asn", pa.int64()),
+        ("as_organization", pa.string()),
+        ("city_db_edition", pa.string()),
+        ("city_db_built_at", pa.timestamp("us", tz="UTC")),
+        ("asn_db_edition", pa.string()),
+        ("asn_db_built_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dg.asset(
+    key=["raw", "relay_geolocations"],
+    deps=[["raw", "relay_snapshots"], city_database, asn_database],
+    group_name="relays",
+    kinds={"python", "duckdb"},
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    freshness_policy=HOURLY_FRESHNESS,
+    pool="duckdb",
+)
+def relay_geolocations(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, geoip: GeoIPResource
+) -> dg.MaterializeResult:
+    """One row per relay and hour with a connected IP: country, city, latitude, longitude, ASN
+    and organisation from local .mmdb databases (never a web API), with each database's
+    edition and build date on every row."""
+    window = context.partition_time_window
+    try:
+        locator = GeoLocator(geoip.city_path(), geoip.asn_path())
+    except GeoDatabaseMissing as missing:
+        raise dg.Failure(description=str(missing), allow_retries=False) from None
+
+    with duckdb.get_connection() as conn:
+        ensure_raw_tables(conn)
+        targets = conn.execute(
+            """
+            select snapshot_hour, relay_url, connected_ip from raw.relay_snapshots
+            where snapshot_hour >= $1 and snapshot_hour < $2 and connected_ip is not null
+            order by snapshot_hour, relay_url
+            """,
+            [window.start, window.end],
+        ).fetchall()
+
+    rows = []
+    with locator:
+        for hour, relay_url, ip in targets:
+            geo = locator.locate(ip)
+            rows.append(
+                {
+                    "snapshot_hour": hour,
+                    "relay_url": relay_url,
+                    "ip": ip,
+                    "country_code": geo.country_code,
+                    "country_name": geo.country_name,
+                    "city": geo.city,
+                    "latitude": geo.latitude,
+                    "longitude": geo.longitude,
+                    "asn": geo.asn,
+                    "as_organization": geo.as_organization,
+                    "city_db_edition": geo.city_db_edition,
+                    "city_db_built_at": geo.city_db_built_at,
+                    "asn_db_edition": geo.asn_db_edition,
+                    "asn_db_built_at": geo.asn_db_built_at,
+                }
+            )
+    table = pa.Table.from_pylist(rows, schema=_SCHEMA)
+    with duckdb.get_connection() as conn:
+        replace_window(conn, "relay_geolocations", "snapshot_hour", window.start, window.end, table)
+
+    countries = Counter(r["country_code"] for r in rows if r["country_code"])
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "located": sum(1 for r in rows if r["country_code"] or r["asn"]),
+            "not_located": sum(1 for r in rows if not (r["country_code"] or r["asn"])),
+            "countries": len(countries),
+            "city_database": str(geoip.city_path()),
+        }
+    )

@@ -1,0 +1,143 @@
+"""raw/relay_catalog: every relay URL we know of, where it came from, and whether it is guarded."""
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+import msgspec
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from nostr_assets.defs.freshness import HOURLY_FRESHNESS
+from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
+from nostr_assets.lib.discovery import discover_relays
+from nostr_assets.lib.event import Event
+from nostr_assets.lib.relay_url import AddressRefused, InvalidRelayUrl, resolve_guarded
+from nostr_assets.lib.warehouse import ensure_raw_tables
+
+# Discovery reads only events that can carry relay URLs: kind-3 content maps, kind-10002
+# `r` tags, and tags with a ws(s):// relay hint. The LIKE prefilter keeps the scan in DuckDB.
+DISCOVERY_SQL = """
+    select event_id, pubkey, created_at, kind, tags, content, sig
+    from raw.nostr_events
+    where kind in (3, 10002) or tags like '%"ws%'
+"""
+
+# DNS answers that say nothing about the address: not a reason to mark a relay guarded.
+UNRESOLVED_REASONS = ("dns_failed", "dns_timeout")
+
+
+def read_discovered_relays(conn: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], Counter]:
+    """Relay URLs mentioned by stored events (url -> source), and refusals by reason."""
+    rows = conn.execute(DISCOVERY_SQL).fetchall()
+    events = [
+        Event(eid, pubkey, created_at, kind, _decode_tags(tags), content, sig)
+        for eid, pubkey, created_at, kind, tags, content, sig in rows
+    ]
+    discovery = discover_relays(events)
+    return discovery.urls, discovery.rejected
+
+
+def _decode_tags(text: str) -> list[list[str]]:
+    return msgspec.json.decode(text, type=list[list[str]])
+
+
+async def _guard_all(urls: list[str], concurrency: int) -> dict[str, str | None]:
+    """url -> reason it must not be contacted (private, loopback ...), or None."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(url: str) -> str | None:
+        async with limit:
+            try:
+                await resolve_guarded(url, allow_private=False, timeout=3.0)
+            except AddressRefused as refused:
+                return None if refused.reason in UNRESOLVED_REASONS else refused.reason
+            except InvalidRelayUrl as invalid:
+                return f"invalid:{invalid.reason}"
+            return None
+
+    reasons = await asyncio.gather(*(one(u) for u in urls))
+    return dict(zip(urls, reasons, strict=True))
+
+
+@dg.asset(
+    key=["raw", "relay_catalog"],
+    group_name="relays",
+    kinds={"python", "duckdb"},
+    freshness_policy=HOURLY_FRESHNESS,
+    pool="duckdb",
+    automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+)
+def relay_catalog(
+    context: dg.AssetExecutionContext,
+    duckdb: DuckDBResource,
+    relay_sources: RelaySourcesResource,
+    crawler: NostrCrawlerResource,
+) -> dg.MaterializeResult:
+    """One row per relay URL ever known: bootstrap list, NOSTR_RELAYS, and URLs found in stored
+    events (kind 10002, kind-3 maps, tag hints), normalised, with source and first/last seen.
+
+    Relays whose addresses are private, loopback, link-local and the like are kept but marked
+    guarded; they are never contacted unless NOSTR_ALLOW_PRIVATE_ADDRESSES allows it. The events
+    it reads are not declared as an upstream dependency: events depend on the catalog, and a
+    cycle is not allowed in the graph.
+    """
+    now = datetime.now(UTC)
+    found, refused_bootstrap = relay_sources.bootstrap()
+    with duckdb.get_connection() as conn:
+        ensure_raw_tables(conn)
+        discovered, refused_discovered = read_discovered_relays(conn)
+    for url, source in discovered.items():
+        found.setdefault(url, source)
+
+    guard = asyncio.run(_guard_all(sorted(found), crawler.concurrency))
+    incoming = pl.DataFrame(
+        {
+            "relay_url": sorted(found),
+            "source": [found[u] for u in sorted(found)],
+            "is_guarded": [guard[u] is not None for u in sorted(found)],
+            "guard_reason": [guard[u] for u in sorted(found)],
+        },
+        schema={
+            "relay_url": pl.String,
+            "source": pl.String,
+            "is_guarded": pl.Boolean,
+            "guard_reason": pl.String,
+        },
+    )
+    with duckdb.get_connection() as conn:
+        ensure_raw_tables(conn)
+        conn.register("incoming", incoming.to_arrow())
+        # Upsert: first_seen_at and the original source survive; last_seen_at moves to now.
+        conn.execute(
+            """
+            insert into raw.relay_catalog
+                (relay_url, source, first_seen_at, last_seen_at, is_guarded, guard_reason)
+            select relay_url, source, $now, $now, is_guarded, guard_reason from incoming
+            on conflict (relay_url) do update set
+                last_seen_at = excluded.last_seen_at,
+                is_guarded = excluded.is_guarded,
+                guard_reason = excluded.guard_reason
+            """,
+            {"now": now},
+        )
+        conn.unregister("incoming")
+        total, guarded = conn.execute(
+            "select count(*), count(*) filter (where is_guarded) from raw.relay_catalog"
+        ).fetchone()
+
+    by_source = Counter(found.values())
+    refused = Counter(refused_discovered)
+    refused.update(f"bootstrap:{reason}" for reason in refused_bootstrap.values())
+    context.log.info(f"{total} relays in the catalog, {len(found)} listed or discovered now")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": total,
+            "relays_seen_now": len(found),
+            "guarded_relays": guarded,
+            **{f"source/{name}": n for name, n in sorted(by_source.items())},
+            **{f"refused_urls/{name}": n for name, n in sorted(refused.items())},
+        }
+    )

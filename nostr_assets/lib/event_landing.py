@@ -1,0 +1,182 @@
+"""Landing one crawled hour in DuckDB: events, sightings and per-relay fetch stats.
+
+Events are immutable once their id and signature verify, so a re-crawl can only add to what an
+earlier crawl saw. The window is therefore replaced, in one transaction, by the union of the
+stored rows and the new ones, keeping each row's earliest `first_seen_at`:
+re-materialising gives identical rows, and a relay that is down during a re-run does not erase
+what it served before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from nostr_assets.lib.event import Event, encode_event
+from nostr_assets.lib.warehouse import RAW_SCHEMA, ensure_raw_tables
+
+_EVENT_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("pubkey", pa.string()),
+        ("created_at", pa.int64()),
+        ("created_hour", pa.timestamp("us", tz="UTC")),
+        ("kind", pa.int32()),
+        ("tags", pa.string()),
+        ("content", pa.string()),
+        ("sig", pa.string()),
+        ("raw_json", pa.string()),
+        ("first_seen_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+_SIGHTING_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("relay_url", pa.string()),
+        ("created_hour", pa.timestamp("us", tz="UTC")),
+        ("first_seen_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def hour_of(created_at: int) -> datetime:
+    return datetime.fromtimestamp(created_at - created_at % 3600, UTC)
+
+
+def _ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def event_rows(events: Iterable[Event], first_seen: dict[str, float]) -> pa.Table:
+    import msgspec
+
+    encode = msgspec.json.encode
+    columns: dict[str, list] = {name: [] for name in _EVENT_SCHEMA.names}
+    for ev in events:
+        columns["event_id"].append(ev.id)
+        columns["pubkey"].append(ev.pubkey)
+        columns["created_at"].append(ev.created_at)
+        columns["created_hour"].append(hour_of(ev.created_at))
+        columns["kind"].append(ev.kind)
+        columns["tags"].append(encode(ev.tags).decode())
+        columns["content"].append(ev.content)
+        columns["sig"].append(ev.sig)
+        columns["raw_json"].append(encode_event(ev).decode())
+        columns["first_seen_at"].append(_ts(first_seen[ev.id]))
+    return pa.Table.from_pydict(columns, schema=_EVENT_SCHEMA)
+
+
+def sighting_rows(
+    sightings: Iterable[tuple[str, str, float]], created_at_by_id: dict[str, int]
+) -> pa.Table:
+    """Rows of (event_id, relay_url, first_seen_at seconds) for events in ``created_at_by_id``."""
+    columns: dict[str, list] = {name: [] for name in _SIGHTING_SCHEMA.names}
+    for event_id, relay_url, seen_at in sightings:
+        created_at = created_at_by_id.get(event_id)
+        if created_at is None:
+            continue
+        columns["event_id"].append(event_id)
+        columns["relay_url"].append(relay_url)
+        columns["created_hour"].append(hour_of(created_at))
+        columns["first_seen_at"].append(_ts(seen_at))
+    return pa.Table.from_pydict(columns, schema=_SIGHTING_SCHEMA)
+
+
+def land_window(
+    conn: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    events: pa.Table,
+    sightings: pa.Table,
+    fetch_stats: pa.Table | None = None,
+) -> tuple[int, int]:
+    """Merge one window's events and sightings into the raw tables; return the window's totals.
+
+    ``fetch_stats`` (rows for raw.relay_fetch_stats) replace the window's earlier stats: they
+    describe the latest fetch, not an accumulation.
+    """
+    ensure_raw_tables(conn)
+    raw = RAW_SCHEMA
+    window = [start, end]
+    conn.execute("begin transaction")
+    try:
+        conn.register("incoming_events", events)
+        conn.register("incoming_sightings", sightings)
+        conn.execute(
+            f"""
+            create or replace temp table merged_sightings as
+            select event_id, relay_url, any_value(created_hour) as created_hour,
+                   min(first_seen_at) as first_seen_at
+            from (
+                select * from {raw}.event_relay_sightings
+                where created_hour >= $1 and created_hour < $2
+                union all
+                select * from incoming_sightings
+            )
+            group by event_id, relay_url
+            """,
+            window,
+        )
+        conn.execute(
+            f"""
+            create or replace temp table merged_events as
+            with candidates as (
+                select * exclude (relay_count) from {raw}.nostr_events
+                where created_hour >= $1 and created_hour < $2
+                union all
+                select * from incoming_events
+            ),
+            earliest as (
+                select event_id, min(first_seen_at) as first_seen_at
+                from candidates group by event_id
+            ),
+            relay_counts as (
+                select event_id, count(*)::integer as relay_count
+                from merged_sightings group by event_id
+            )
+            select c.* replace (e.first_seen_at as first_seen_at),
+                   coalesce(r.relay_count, 0)::integer as relay_count
+            from (select * from candidates qualify row_number() over (
+                      partition by event_id order by first_seen_at) = 1) as c
+            join earliest as e using (event_id)
+            left join relay_counts as r using (event_id)
+            """,
+            window,
+        )
+        for table in ("nostr_events", "event_relay_sightings"):
+            conn.execute(
+                f"delete from {raw}.{table} where created_hour >= $1 and created_hour < $2",
+                window,
+            )
+        conn.execute(
+            f"insert into {raw}.nostr_events by name select * from merged_events order by event_id"
+        )
+        conn.execute(
+            f"insert into {raw}.event_relay_sightings by name "
+            "select * from merged_sightings order by event_id, relay_url"
+        )
+        if fetch_stats is not None:
+            conn.register("incoming_stats", fetch_stats)
+            conn.execute(
+                f"delete from {raw}.relay_fetch_stats where created_hour >= $1 and created_hour < $2",
+                window,
+            )
+            conn.execute(
+                f"insert into {raw}.relay_fetch_stats by name select * from incoming_stats"
+            )
+            conn.unregister("incoming_stats")
+        n_events = conn.execute("select count(*) from merged_events").fetchone()[0]
+        n_sightings = conn.execute("select count(*) from merged_sightings").fetchone()[0]
+        conn.execute("drop table merged_events")
+        conn.execute("drop table merged_sightings")
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    finally:
+        for name in ("incoming_events", "incoming_sightings"):
+            conn.unregister(name)
+    return n_events, n_sightings
