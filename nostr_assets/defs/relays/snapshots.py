@@ -72,8 +72,8 @@ def snapshot_row(hour: datetime, probe: RelayProbe) -> dict:
     info = nip11.info if nip11 is not None else None
     return {
         "snapshot_hour": hour,
-        "relay_url": probe.url,
-        "observed_at": probe.observed_at,
+        "relay_url": probe.relay_url,
+        "observed_at": datetime.fromtimestamp(probe.observed_at, UTC),
         "dns_addresses": list(probe.dns_addresses or []),
         "connected_ip": probe.connected_ip,
         "is_reachable": probe.reachable,

@@ -1,0 +1,57 @@
+"""Resources that point the real asset graph at test relays, a temporary DuckDB and a test .mmdb.
+
+Nothing here is a fake: the assets run unchanged; only their configuration differs from
+production (relays on 127.0.0.1, so the address guard is opened as configuration allows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource
+from dagster_duckdb import DuckDBResource
+from mmdb_factory import write_asn_db, write_city_db
+
+from nostr_assets.defs.dbt.project import dbt_project
+from nostr_assets.defs.resources import GeoIPResource, NostrCrawlerResource, RelaySourcesResource
+
+# Where 127.0.0.1 is "located" in the test databases.
+LOOPBACK_PLACE = {
+    "country_code": "IS",
+    "country_name": "Iceland",
+    "city": "Reykjavik",
+    "latitude": 64.1466,
+    "longitude": -21.9426,
+}
+LOOPBACK_AS = {"asn": 64512, "as_organization": "Loopback Test Networks"}
+
+
+def write_test_geoip(directory: Path) -> tuple[Path, Path]:
+    city = directory / "test-city.mmdb"
+    asn = directory / "test-asn.mmdb"
+    write_city_db(city, {"127.0.0.0/8": LOOPBACK_PLACE})
+    write_asn_db(asn, {"127.0.0.0/8": LOOPBACK_AS})
+    return city, asn
+
+
+def graph_resources(
+    database: Path,
+    relay_urls: list[str],
+    city_db: Path | str = "",
+    asn_db: Path | str = "",
+    kinds: str = "",
+) -> dict:
+    return {
+        "duckdb": DuckDBResource(database=str(database)),
+        "relay_sources": RelaySourcesResource(relays_file="", extra_relays=",".join(relay_urls)),
+        "crawler": NostrCrawlerResource(
+            kinds=kinds,
+            allow_private_addresses=True,
+            connect_timeout_s=3.0,
+            idle_timeout_s=5.0,
+            total_timeout_s=60.0,
+            concurrency=8,
+        ),
+        "geoip": GeoIPResource(city_db=str(city_db), asn_db=str(asn_db)),
+        "dbt": DbtCliResource(project_dir=dbt_project),
+    }

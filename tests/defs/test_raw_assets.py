@@ -1,0 +1,188 @@
+"""The raw Dagster assets against real relays, a real DuckDB file and real .mmdb files.
+
+Protects: exact event, sighting and geolocation rows per partition; idempotent re-runs; a
+multi-hour range in one run; honest refusal of past snapshots; clear failures for a missing
+database; one unreachable relay never failing the crawl.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_env import LOOPBACK_AS, LOOPBACK_PLACE, graph_resources, write_test_geoip
+from relays import BASE_HOUR, HOUR, in_window
+
+from nostr_assets.defs.events.assets import nostr_events
+from nostr_assets.defs.geo.assets import asn_database, city_database, relay_geolocations
+from nostr_assets.defs.relays.catalog import relay_catalog
+from nostr_assets.defs.relays.snapshots import relay_snapshots
+
+RAW_ASSETS = [relay_catalog, relay_snapshots, city_database, asn_database, relay_geolocations,
+              nostr_events]
+FIRST_HOUR = datetime.fromtimestamp(BASE_HOUR, UTC)
+# The three event tables are written together: selecting one selects the others.
+EVENT_TABLES = dg.AssetSelection.assets(["raw", "nostr_events"]).required_multi_asset_neighbors()
+
+
+def hour_key(hour: datetime) -> str:
+    return hour.strftime("%Y-%m-%d-%H:%M")
+
+
+def latest_closed_hour() -> datetime:
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+
+def materialize(resources, selection, partition_key=None, tags=None, raise_on_error=True):
+    return dg.materialize(
+        RAW_ASSETS,
+        selection=selection,
+        partition_key=partition_key,
+        resources=resources,
+        tags=tags,
+        raise_on_error=raise_on_error,
+    )
+
+
+def table(database, sql: str) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def warehouse(tmp_path, relay_a, relay_b):
+    """A fresh DuckDB whose catalog lists relays A and B."""
+    city, asn = write_test_geoip(tmp_path)
+    database = tmp_path / "nostr.duckdb"
+    resources = graph_resources(database, [relay_a.url, relay_b.url], city, asn)
+    materialize(resources, "raw/relay_catalog")
+    return database, resources
+
+
+def expected_hour(relays, hour_start: int) -> tuple[set[str], set[tuple[str, str]]]:
+    ids, pairs = set(), set()
+    for relay in relays:
+        for event in in_window(relay.events, hour_start, hour_start + HOUR - 1):
+            ids.add(event.id)
+            pairs.add((event.id, relay.url))
+    return ids, pairs
+
+
+def test_catalog_lists_relays_marks_loopback_guarded(warehouse, relay_a, relay_b):
+    database, _ = warehouse
+    rows = table(database, "select relay_url, source, is_guarded, guard_reason "
+                           "from raw.relay_catalog order by relay_url")
+    assert rows == sorted([(relay_a.url, "env", True, "loopback"),
+                           (relay_b.url, "env", True, "loopback")])
+
+
+def test_events_partition_exact_and_idempotent(warehouse, relay_a, relay_b):
+    database, resources = warehouse
+    result = materialize(resources, EVENT_TABLES, hour_key(FIRST_HOUR))
+    ids, pairs = expected_hour([relay_a, relay_b], BASE_HOUR)
+    stored = table(database, "select event_id from raw.nostr_events")
+    assert {r[0] for r in stored} == ids and len(stored) == len(ids)
+    sightings = set(table(database, "select event_id, relay_url from raw.event_relay_sightings"))
+    assert sightings == pairs
+    counts = dict(table(database, "select event_id, relay_count from raw.nostr_events"))
+    assert all(counts[i] == sum(1 for p in pairs if p[0] == i) for i in ids)
+    materialization = result.asset_materializations_for_node("nostr_events")[0]
+    assert materialization.metadata["dagster/row_count"].value == len(ids)
+    assert materialization.metadata["relays_failed"].value == 0
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"valid_event_share": True, "relays_reached": True}
+
+    everything = "select * from raw.{} order by all"
+    before = {t: table(database, everything.format(t))
+              for t in ("nostr_events", "event_relay_sightings")}
+    materialize(resources, EVENT_TABLES, hour_key(FIRST_HOUR))
+    after = {t: table(database, everything.format(t))
+             for t in ("nostr_events", "event_relay_sightings")}
+    assert after == before
+
+
+def test_three_hour_range_in_one_run(warehouse, relay_a, relay_b):
+    database, resources = warehouse
+    last = FIRST_HOUR + timedelta(hours=2)
+    result = materialize(
+        resources,
+        EVENT_TABLES,
+        tags={"dagster/asset_partition_range_start": hour_key(FIRST_HOUR),
+              "dagster/asset_partition_range_end": hour_key(last)},
+    )
+    assert result.success
+    expected = set()
+    for h in range(3):
+        expected |= expected_hour([relay_a, relay_b], BASE_HOUR + h * HOUR)[0]
+    per_hour = table(database, "select created_hour, count(*) from raw.nostr_events "
+                               "group by 1 order by 1")
+    assert len(per_hour) == 3
+    assert sum(n for _, n in per_hour) == len(expected)
+    assert {r[0] for r in table(database, "select event_id from raw.nostr_events")} == expected
+    hours = table(database, "select distinct created_hour from raw.relay_fetch_stats order by 1")
+    assert [h for (h,) in hours] == [FIRST_HOUR + timedelta(hours=i) for i in range(3)]
+
+
+def test_unreachable_relay_is_recorded_not_fatal(tmp_path, relay_a):
+    database = tmp_path / "nostr.duckdb"
+    dead = "ws://127.0.0.1:9"  # discard port: nothing listens
+    resources = graph_resources(database, [relay_a.url, dead])
+    materialize(resources, "raw/relay_catalog")
+    result = materialize(resources, EVENT_TABLES, hour_key(FIRST_HOUR))
+    metadata = result.asset_materializations_for_node("nostr_events")[0].metadata
+    assert metadata["relays_failed"].value == 1
+    assert metadata["relays_reached"].value == 1
+    ids, _ = expected_hour([relay_a], BASE_HOUR)
+    assert len(table(database, "select * from raw.nostr_events")) == len(ids)
+    errors = table(database, "select relay_url, error_class from raw.relay_fetch_stats "
+                             "where error_class is not null")
+    assert [url for url, _ in errors] == [dead]
+
+
+def test_snapshot_and_geolocation_of_the_latest_hour(warehouse, relay_a, relay_b):
+    database, resources = warehouse
+    key = hour_key(latest_closed_hour())
+    materialize(resources, "raw/relay_snapshots", key)
+    rows = table(database, "select relay_url, is_reachable, connected_ip, software, "
+                           "rtt_open_ms > 0, 1 = any(supported_nips) from raw.relay_snapshots "
+                           "order by relay_url")
+    assert [r[0] for r in rows] == sorted([relay_a.url, relay_b.url])
+    assert all(r[1:3] == (True, "127.0.0.1") and r[4] and r[5] for r in rows)
+    assert all(r[3] for r in rows)  # nostr-relay names its software in NIP-11
+
+    materialize(resources, "raw/relay_geolocations", key)
+    geo = table(database, "select ip, country_code, city, latitude, longitude, asn, "
+                          "as_organization, city_db_edition, asn_db_edition "
+                          "from raw.relay_geolocations")
+    assert len(geo) == 2
+    assert all(
+        g == ("127.0.0.1", LOOPBACK_PLACE["country_code"], LOOPBACK_PLACE["city"],
+              LOOPBACK_PLACE["latitude"], LOOPBACK_PLACE["longitude"], LOOPBACK_AS["asn"],
+              LOOPBACK_AS["as_organization"], "GeoLite2-City", "GeoLite2-ASN")
+        for g in geo
+    )
+
+
+def test_past_snapshot_refused_with_a_clear_message(warehouse):
+    database, resources = warehouse
+    result = materialize(resources, "raw/relay_snapshots", hour_key(FIRST_HOUR),
+                         raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message
+    assert "observes the present" in message and "2024-01-01 00:00" in message
+    assert table(database, "select count(*) from raw.relay_snapshots") == [(0,)]
+
+
+def test_missing_geoip_database_fails_geolocation_only(tmp_path, relay_a):
+    database = tmp_path / "nostr.duckdb"
+    resources = graph_resources(database, [relay_a.url], city_db=tmp_path / "absent.mmdb")
+    key = hour_key(latest_closed_hour())
+    materialize(resources, "raw/relay_catalog")
+    assert materialize(resources, "raw/relay_snapshots", key).success
+    result = materialize(resources, "raw/relay_geolocations", key, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "make geoip" in failure.step_failure_data.error.message
