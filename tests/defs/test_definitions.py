@@ -1,0 +1,117 @@
+"""The code location as a whole: keys, partitions, backfill policies, automation, warnings.
+
+Protects the contract users see in the UI and CLI: keys mirror DuckDB schema/table, every
+hourly asset is a single-run backfill, sensors start running, and our code raises no
+deprecation warnings under Dagster 1.13 / dagster-dbt 0.29.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+import pytest
+
+from nostr_assets.defs import automation
+from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.lib.event import sign_event
+from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
+
+RAW_HOURLY = ["relay_snapshots", "relay_geolocations", "nostr_events", "event_relay_sightings",
+              "relay_fetch_stats"]
+
+
+@pytest.fixture(scope="module")
+def defs():
+    from nostr_assets.definitions import defs
+
+    return defs
+
+
+def test_asset_keys_partitions_and_backfill_policies(defs):
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {f"raw/{name}" for name in RAW_HOURLY} | {"raw/relay_catalog"} <= keys
+    assert {"geoip/city_database", "geoip/asn_database"} <= keys
+    assert {"marts/fct_events_hourly", "marts/dim_relays", "staging/stg_nostr__events"} <= keys
+    for name in RAW_HOURLY + ["marts/fct_events_hourly"]:
+        key = dg.AssetKey.from_user_string(name if "/" in name else f"raw/{name}")
+        node = graph.get(key)
+        assert node.partitions_def == hourly_partitions, name
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), name
+        assert node.freshness_policy is not None, name
+    assert graph.get(dg.AssetKey(["raw", "relay_catalog"])).partitions_def is None
+    # dbt sources are the Python assets themselves: no dangling external raw nodes.
+    externals = {k.to_user_string() for k in graph.get_all_asset_keys()
+                 if not graph.get(k).is_materializable}
+    assert externals == {"geoip/city_database", "geoip/asn_database"}
+    # the mmdb files show in the geolocation's lineage
+    parents = graph.get(dg.AssetKey(["raw", "relay_geolocations"])).parent_keys
+    assert dg.AssetKey(["geoip", "city_database"]) in parents
+
+
+def test_sensors_and_schedule_run_by_default(defs):
+    for name in ("late_events_sensor", "relay_discovery_sensor", "automation_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    schedule = defs.resolve_schedule_def("hourly_raw_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_no_deprecation_warning_from_our_code():
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('always')\n"
+        "import nostr_assets.definitions as d\n"
+        "d.defs.resolve_asset_graph(); d.defs.resolve_all_job_defs()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    ours = [line for line in run.stderr.splitlines()
+            if "Warning" in line and "nostr_assets" in line]
+    assert ours == []
+
+
+def test_schedule_requests_the_hour_just_closed(defs):
+    schedule = defs.resolve_schedule_def("hourly_raw_schedule")
+    tick = datetime(2024, 3, 5, 14, 10, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2024-03-05-13:00"]
+
+
+def test_late_events_sensor_refetches_48_hours_back():
+    context = dg.build_sensor_context()
+    request = automation.late_events_sensor(context)
+    expected = automation.late_partition_key(datetime.now(UTC))
+    assert request.partition_key == expected
+    assert request.run_key == f"late-events-{expected}"
+    hour = datetime.strptime(expected, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    age = datetime.now(UTC) - hour
+    assert 48 * 3600 <= age.total_seconds() < 49 * 3600
+
+
+def test_relay_discovery_sensor_requests_catalog_for_new_relays(tmp_path, monkeypatch):
+    database = tmp_path / "nostr.duckdb"
+    monkeypatch.setenv("NOSTR_DUCKDB_PATH", str(database))
+    relay_list = sign_event(b"\x01" * 32, 1_704_067_200, 10002,
+                            [["r", "wss://relay.example.com/"], ["r", "wss://known.example.org"]],
+                            "")
+    hour = datetime(2024, 1, 1, tzinfo=UTC)
+    with duckdb.connect(str(database)) as conn:
+        events = event_rows([relay_list], {relay_list.id: 1_704_067_300.0})
+        land_window(conn, hour, hour.replace(hour=1), events,
+                    sighting_rows([], {}))
+        conn.execute("insert into raw.relay_catalog values ('wss://known.example.org', "
+                     "'bootstrap', now(), now(), false, null)")
+    result = automation.relay_discovery_sensor(dg.build_sensor_context())
+    assert isinstance(result, dg.RunRequest)
+    with duckdb.connect(str(database)) as conn:
+        conn.execute("insert into raw.relay_catalog values ('wss://relay.example.com', "
+                     "'nip65', now(), now(), false, null)")
+    again = automation.relay_discovery_sensor(dg.build_sensor_context())
+    assert isinstance(again, dg.SkipReason)
