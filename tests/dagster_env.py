@@ -12,7 +12,7 @@ from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 from mmdb_factory import write_asn_db, write_city_db
 
-from nostr_assets.defs.dbt.project import dbt_project
+from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
 from nostr_assets.defs.resources import GeoIPResource, NostrCrawlerResource, RelaySourcesResource
 
 # Where 127.0.0.1 is "located" in the test databases.
@@ -53,5 +53,5 @@ def graph_resources(
             concurrency=8,
         ),
         "geoip": GeoIPResource(city_db=str(city_db), asn_db=str(asn_db)),
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     }

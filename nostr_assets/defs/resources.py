@@ -12,7 +12,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
-from nostr_assets.defs.dbt.project import dbt_project
+from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
 from nostr_assets.lib.relay_client import ClientConfig
 from nostr_assets.lib.relay_url import InvalidRelayUrl, normalize_relay_url
 
@@ -139,5 +139,5 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             city_db=_env("NOSTR_GEOIP_CITY_DB", ""),
             asn_db=_env("NOSTR_GEOIP_ASN_DB", ""),
         ),
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     }

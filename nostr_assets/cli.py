@@ -1,0 +1,235 @@
+"""``nostr-analytics``: crawl a time window from relays, or look at one relay, from a shell.
+
+    nostr-analytics crawl --relays-file data/relays.txt --since -2h --until -1h --out x.jsonl
+    nostr-analytics relay-info wss://relay.example.com
+
+Results go to stdout as JSON (events to ``--out`` as JSONL); errors are one line on stderr.
+Exit codes: 0 when something could be done, 1 when nothing could (every relay failed), 2 for
+usage errors (bad arguments, times or URLs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nostr_assets.lib.crawler import crawl
+from nostr_assets.lib.event import encode_event
+from nostr_assets.lib.ingest import IngestState
+from nostr_assets.lib.probe import probe_relay
+from nostr_assets.lib.relay_client import ClientConfig, WindowStats
+from nostr_assets.lib.relay_url import InvalidRelayUrl, allow_private_from_env, normalize_relay_url
+
+_RELATIVE = re.compile(r"^-(\d+)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_time(text: str, now: float | None = None) -> int:
+    """Unix seconds from "1704067200", "2024-01-01T00:00:00Z", "-2h"/"-30m"/"-1d" or "now"."""
+    now = time.time() if now is None else now
+    text = text.strip()
+    if text == "now":
+        return int(now)
+    if text.isdigit():
+        return int(text)
+    match = _RELATIVE.match(text)
+    if match:
+        return int(now) - int(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"not a time: {text!r} (use unix seconds, ISO-8601 UTC or -2h)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # times without an offset are UTC, never local
+    return int(moment.timestamp())
+
+
+def _parse_kinds(text: str) -> list[int]:
+    try:
+        kinds = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"kinds must be integers: {text!r}") from None
+    if not kinds or any(not 0 <= k <= 65535 for k in kinds):
+        raise argparse.ArgumentTypeError(f"kinds must be in 0..65535: {text!r}")
+    return kinds
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nostr-analytics", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    crawl_cmd = commands.add_parser("crawl", help="fetch a time window of events from relays")
+    crawl_cmd.add_argument("--relay", action="append", default=[], metavar="URL")
+    crawl_cmd.add_argument("--relays-file", type=Path, help="one URL per line, # comments")
+    crawl_cmd.add_argument("--since", required=True, help="start, inclusive")
+    crawl_cmd.add_argument("--until", required=True, help="end, inclusive")
+    crawl_cmd.add_argument("--kinds", type=_parse_kinds, help="e.g. 1,7")
+    crawl_cmd.add_argument("--out", type=Path, help="write the events here as JSONL")
+    crawl_cmd.add_argument("--concurrency", type=int, default=16)
+    crawl_cmd.add_argument("--timeout", type=float, default=300.0, help="seconds per relay")
+    crawl_cmd.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="allow loopback/private relay addresses (tests, own relays)",
+    )
+
+    info_cmd = commands.add_parser("relay-info", help="probe one relay: NIP-11, reachability")
+    info_cmd.add_argument("url")
+    info_cmd.add_argument("--timeout", type=float, default=15.0)
+    info_cmd.add_argument("--allow-private", action="store_true")
+    return parser
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    """argparse reads "--since -2h" as two options; make it "--since=-2h"."""
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("--since", "--until") and i + 1 < len(argv):
+            joined.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            joined.append(argv[i])
+            i += 1
+    return joined
+
+
+def _read_relays(args: argparse.Namespace) -> list[str]:
+    urls = list(args.relay)
+    if args.relays_file is not None:
+        try:
+            lines = args.relays_file.read_text().splitlines()
+        except OSError as error:
+            raise UsageError(f"cannot read {args.relays_file}: {error.strerror}") from None
+        urls += [line.split("#", 1)[0].strip() for line in lines]
+    urls = [u for u in urls if u]
+    if not urls:
+        raise UsageError("no relays: give --relay URL or --relays-file FILE")
+    return urls
+
+
+def _config(args: argparse.Namespace) -> ClientConfig:
+    allow = args.allow_private or allow_private_from_env()
+    timeout = max(args.timeout, 0.1)
+    base = ClientConfig()
+    return replace(
+        base,
+        allow_private=allow,
+        total_timeout=timeout,
+        connect_timeout=min(base.connect_timeout, timeout),
+        idle_timeout=min(base.idle_timeout, timeout),
+    )
+
+
+def _write_jsonl(path: Path, events) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as out:
+        for event in events:
+            out.write(encode_event(event) + b"\n")
+    os.replace(temporary, path)  # readers never see half a file
+
+
+def _run_crawl(args: argparse.Namespace) -> int:
+    since, until = parse_time(args.since), parse_time(args.until)
+    if since > until:
+        raise UsageError(f"--since ({since}) is after --until ({until})")
+    urls = _read_relays(args)
+    state = IngestState()
+    done: list[WindowStats] = []
+    tty = sys.stderr.isatty()
+
+    def progress(stats: WindowStats) -> None:
+        done.append(stats)
+        if tty:
+            sys.stderr.write(f"\r[{len(done)}/{len(urls)} relays] {len(state.events)} events")
+            sys.stderr.flush()
+
+    result = asyncio.run(
+        crawl(
+            urls,
+            since,
+            until,
+            args.kinds,
+            config=_config(args),
+            concurrency=max(1, args.concurrency),
+            state=state,
+            on_progress=progress,
+        )
+    )
+    if tty:
+        sys.stderr.write("\n")
+    if args.out is not None:
+        _write_jsonl(args.out, result.events)
+    summary = {
+        "since": since,
+        "until": until,
+        "kinds": args.kinds,
+        "events": len(result.events),
+        "sightings": len(result.sightings),
+        "rejected_urls": result.rejected_urls,
+        "out": str(args.out) if args.out is not None else None,
+        "relays": [s.to_dict() for s in result.relay_stats],
+    }
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    succeeded = [s for s in result.relay_stats if s.error_class is None or s.events > 0]
+    if not succeeded:
+        failures = Counter(s.error_class for s in result.relay_stats)
+        failures.update(f"invalid_url:{r}" for r in result.rejected_urls.values())
+        detail = ", ".join(f"{n} {reason}" for reason, n in failures.most_common())
+        print(f"error: no relay could be crawled ({detail})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_relay_info(args: argparse.Namespace) -> int:
+    try:
+        url = normalize_relay_url(args.url)
+    except InvalidRelayUrl as error:
+        raise UsageError(f"not a relay URL ({error.reason}): {args.url!r}") from None
+    probe = asyncio.run(probe_relay(url, config=_config(args)))
+    print(json.dumps(probe.to_dict(), indent=2, sort_keys=True, default=str))
+    nip11_ok = probe.nip11 is not None and probe.nip11.document is not None
+    if not probe.reachable and not nip11_ok:
+        hint = (
+            " (use --allow-private for your own relays)"
+            if probe.error_class == "refused_address"
+            else ""
+        )
+        print(f"error: {url}: {probe.error_class}: {probe.error_message}{hint}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = _join_dash_values(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed its one-line usage error
+        return int(exit_.code or 0)
+    try:
+        if args.command == "crawl":
+            return _run_crawl(args)
+        return _run_relay_info(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Shared fixtures: real nostr-relay instances on 127.0.0.1 serving the fixed test events.
+
+The relays are session-scoped (starting one costs about 1.5 s): the crawler, Dagster asset and
+dbt integration tests all read the same three relays and must not write to them. A test that
+needs its own relay calls ``relays.start_relay(tmp_path, events)`` and stops it itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from relays import RelayHandle, make_events, start_relay
+
+from nostr_assets.lib.event import Event
+
+
+@pytest.fixture(scope="session")
+def test_events() -> list[Event]:
+    """Every fixed test event (3 hours from 2024-01-01T00:00Z, with a 120-event burst)."""
+    return make_events()
+
+
+def _subset(events: list[Event], keep: int) -> list[Event]:
+    # Index modulo 3: relay A misses every third event, relay B another third, C holds all.
+    return [e for i, e in enumerate(events) if i % 3 != keep]
+
+
+@pytest.fixture(scope="session")
+def relay_a(tmp_path_factory, test_events) -> Iterator[RelayHandle]:
+    handle = start_relay(tmp_path_factory.mktemp("relay_a"), _subset(test_events, 2))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def relay_b(tmp_path_factory, test_events) -> Iterator[RelayHandle]:
+    handle = start_relay(tmp_path_factory.mktemp("relay_b"), _subset(test_events, 0))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def relay_all(tmp_path_factory, test_events) -> Iterator[RelayHandle]:
+    handle = start_relay(tmp_path_factory.mktemp("relay_all"), test_events)
+    yield handle
+    handle.stop()

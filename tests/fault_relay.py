@@ -1,0 +1,105 @@
+"""A small scriptable relay for tests, speaking just enough NIP-01 (REQ, CLOSE) to serve events.
+
+It exists only to inject faults that a real server (the PyPI nostr-relay used elsewhere in the
+tests) will not produce on demand: a disconnect in the middle of a stream, garbage frames, a
+stall without EOSE, a silent cap of a few events per REQ, ``until`` treated inclusively or
+exclusively at will, CLOSED with a chosen prefix, frames larger than the client accepts, and
+events with bad signatures. Everything else about a relay is deliberately absent.
+
+Use inside a running event loop::
+
+    async with FaultRelay(events, cap=5) as relay:
+        stats = await fetch_window(relay.url, ...)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+
+from nostr_assets.lib.event import Event, encode_event
+
+
+@dataclass
+class FaultRelay:
+    events: list[Event] = field(default_factory=list)
+    cap: int | None = None  # silent cap per REQ, whatever limit the client asks
+    until_inclusive: bool = True
+    disconnect_after: int | None = None  # drop the connection after sending this many events
+    garbage_before_eose: list[str] = field(default_factory=list)  # frames sent before each EOSE
+    stall: bool = False  # send the events, then neither EOSE nor anything else
+    closed_message: str | None = None  # answer every REQ with CLOSED and this message
+    closed_times: int | None = None  # ... only for the first N REQs (None: always)
+    oversized_after: int | None = None  # after N events, send one frame of oversized_bytes
+    oversized_bytes: int = 2_000_000
+    auth_challenge: str | None = None  # sent as AUTH when a client connects
+    requests: list[dict[str, Any]] = field(default_factory=list)  # every filter received
+
+    async def __aenter__(self) -> FaultRelay:
+        self._sent = 0
+        self._closed_count = 0
+        self._server = await serve(self._handle, "127.0.0.1", 0, max_size=2**22)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"ws://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    def _matches(self, event: Event, flt: dict[str, Any]) -> bool:
+        if "since" in flt and event.created_at < flt["since"]:
+            return False
+        if "until" in flt:
+            over = (
+                event.created_at > flt["until"]
+                if self.until_inclusive
+                else (event.created_at >= flt["until"])
+            )
+            if over:
+                return False
+        if "kinds" in flt and event.kind not in flt["kinds"]:
+            return False
+        return not ("authors" in flt and event.pubkey not in flt["authors"])
+
+    def select(self, flt: dict[str, Any]) -> list[Event]:
+        chosen = [e for e in self.events if self._matches(e, flt)]
+        chosen.sort(key=lambda e: (e.created_at, e.id), reverse=True)  # newest first
+        limit = flt.get("limit") or len(chosen)
+        if self.cap is not None:
+            limit = min(limit, self.cap)
+        return chosen[:limit]
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        if self.auth_challenge is not None:
+            await ws.send(json.dumps(["AUTH", self.auth_challenge]))
+        async for frame in ws:
+            message = json.loads(frame)
+            if message[0] != "REQ":
+                continue
+            sub, flt = message[1], message[2]
+            self.requests.append(flt)
+            if self.closed_message is not None and (
+                self.closed_times is None or self._closed_count < self.closed_times
+            ):
+                self._closed_count += 1
+                await ws.send(json.dumps(["CLOSED", sub, self.closed_message]))
+                continue
+            for event in self.select(flt):
+                if self.disconnect_after is not None and self._sent >= self.disconnect_after:
+                    await ws.close()
+                    return
+                if self.oversized_after is not None and self._sent == self.oversized_after:
+                    await ws.send(json.dumps(["NOTICE", "x" * self.oversized_bytes]))
+                payload = encode_event(event).decode()
+                await ws.send(f'["EVENT",{json.dumps(sub)},{payload}]')
+                self._sent += 1
+            if self.stall:
+                await ws.wait_closed()  # until the client gives up
+                return
+            for garbage in self.garbage_before_eose:
+                await ws.send(garbage)
+            await ws.send(json.dumps(["EOSE", sub]))
