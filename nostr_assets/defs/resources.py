@@ -71,7 +71,8 @@ class NostrCrawlerResource(dg.ConfigurableResource):
     connect_timeout_s: float = 10.0
     idle_timeout_s: float = 15.0
     total_timeout_s: float = 300.0
-    concurrency: int = 16
+    concurrency: int = 16  # relay connections open at once
+    hours_in_flight: int = 4  # hours of a backfill fetched at once
     page_limit: int = 500
     max_frame_bytes: int = 2**20
     allow_private_addresses: bool = False

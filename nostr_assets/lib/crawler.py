@@ -57,13 +57,15 @@ async def crawl(
     concurrency: int = 16,
     state: IngestState | None = None,
     on_progress: Callable[[WindowStats], None] | None = None,
+    gate: asyncio.Semaphore | None = None,
 ) -> CrawlResult:
     """Fetch the window [since, until] (both inclusive) from every relay, at most
-    ``concurrency`` connections at once."""
+    ``concurrency`` connections at once (or as many as a ``gate`` shared by several crawls,
+    such as the hours of a backfill, allows)."""
     accepted, rejected = prepare_urls(urls)
     state = state if state is not None else IngestState()
     kinds = sorted(set(kinds)) if kinds else None
-    gate = asyncio.Semaphore(max(1, concurrency))
+    gate = gate if gate is not None else asyncio.Semaphore(max(1, concurrency))
 
     async def one(url: str) -> WindowStats:
         async with gate:

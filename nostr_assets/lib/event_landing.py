@@ -85,6 +85,19 @@ def sighting_rows(
     return pa.Table.from_pydict(columns, schema=_SIGHTING_SCHEMA)
 
 
+def crawl_rows(result) -> tuple[pa.Table, pa.Table]:
+    """The events and sightings rows of one ``crawler.CrawlResult``."""
+    first_seen: dict[str, float] = {}
+    for sighting in result.sightings:
+        earlier = first_seen.get(sighting.event_id, sighting.first_seen_at)
+        first_seen[sighting.event_id] = min(sighting.first_seen_at, earlier)
+    created = {e.id: e.created_at for e in result.events}
+    sightings = sighting_rows(
+        ((s.event_id, s.relay_url, s.first_seen_at) for s in result.sightings), created
+    )
+    return event_rows(result.events, first_seen), sightings
+
+
 def land_window(
     conn: duckdb.DuckDBPyConnection,
     start: datetime,
@@ -161,7 +174,8 @@ def land_window(
         if fetch_stats is not None:
             conn.register("incoming_stats", fetch_stats)
             conn.execute(
-                f"delete from {raw}.relay_fetch_stats where created_hour >= $1 and created_hour < $2",
+                f"delete from {raw}.relay_fetch_stats "
+                "where created_hour >= $1 and created_hour < $2",
                 window,
             )
             conn.execute(

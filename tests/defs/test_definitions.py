@@ -37,7 +37,7 @@ def test_asset_keys_partitions_and_backfill_policies(defs):
     assert {f"raw/{name}" for name in RAW_HOURLY} | {"raw/relay_catalog"} <= keys
     assert {"geoip/city_database", "geoip/asn_database"} <= keys
     assert {"marts/fct_events_hourly", "marts/dim_relays", "staging/stg_nostr__events"} <= keys
-    for name in RAW_HOURLY + ["marts/fct_events_hourly"]:
+    for name in [*RAW_HOURLY, "marts/fct_events_hourly"]:
         key = dg.AssetKey.from_user_string(name if "/" in name else f"raw/{name}")
         node = graph.get(key)
         assert node.partitions_def == hourly_partitions, name

@@ -2,7 +2,7 @@
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 import pyarrow as pa
@@ -12,8 +12,9 @@ from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import hourly_partitions
 from nostr_assets.defs.relays.relay_list import contactable_relays
 from nostr_assets.defs.resources import NostrCrawlerResource
-from nostr_assets.lib.crawler import CrawlResult, crawl
-from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
+from nostr_assets.lib.crawler import CrawlResult
+from nostr_assets.lib.event_landing import crawl_rows, land_window
+from nostr_assets.lib.hourly_fetch import HOUR, fetch_hours, hours_between
 
 EVENTS = dg.AssetKey(["raw", "nostr_events"])
 SIGHTINGS = dg.AssetKey(["raw", "event_relay_sightings"])
@@ -154,50 +155,41 @@ def nostr_events(
             "No relay can be contacted: the catalog is empty or every relay is guarded. "
             "Materialise raw/relay_catalog first, or set NOSTR_RELAYS."
         )
-    config = crawler.client_config()
-    kinds = crawler.kind_list()
-    hours = int((window.end - window.start) / timedelta(hours=1))
-    context.log.info(f"Fetching {hours} hour(s) from {len(relays)} relays")
+    hours = hours_between(window.start, window.end)
+    context.log.info(f"Fetching {len(hours)} hour(s) from {len(relays)} relays")
+
+    def land(hour: datetime, fetched_at: datetime, result: CrawlResult) -> tuple[int, int]:
+        events, sightings = crawl_rows(result)
+        with duckdb.get_connection() as conn:
+            return land_window(
+                conn, hour, hour + HOUR, events, sightings, _stats_rows(hour, fetched_at, result)
+            )
 
     totals = Counter()
     hours_without_relay = []
     invalid = Counter()
     per_relay: dict[str, dict] = {}
-    hour = window.start
-    done = 0
-    while hour < window.end:
-        since = int(hour.timestamp())
-        fetched_at = datetime.now(UTC)
-        # until is inclusive in NIP-01: the hour's last second is since + 3599.
-        result = asyncio.run(
-            crawl(
-                relays, since, since + 3599, kinds, config=config, concurrency=crawler.concurrency
+    for done, landed in enumerate(
+        _run_async(
+            fetch_hours(
+                relays,
+                hours,
+                crawler.kind_list(),
+                config=crawler.client_config(),
+                concurrency=crawler.concurrency,
+                hours_in_flight=crawler.hours_in_flight,
+                land=land,
             )
-        )
-        first_seen: dict[str, float] = {}
-        for s in result.sightings:
-            first_seen[s.event_id] = min(
-                s.first_seen_at, first_seen.get(s.event_id, s.first_seen_at)
-            )
-        events = event_rows(result.events, first_seen)
-        created = {e.id: e.created_at for e in result.events}
-        sightings = sighting_rows(
-            ((s.event_id, s.relay_url, s.first_seen_at) for s in result.sightings), created
-        )
-        with duckdb.get_connection() as conn:
-            n_events, n_sightings = land_window(
-                conn,
-                hour,
-                hour + timedelta(hours=1),
-                events,
-                sightings,
-                _stats_rows(hour, fetched_at, result),
-            )
-        totals["events"] += n_events
-        totals["sightings"] += n_sightings
-        totals["fetched_events"] += len(result.events)
+        ),
+        start=1,
+    ):
+        result = landed.result
+        totals["events"] += landed.events
+        totals["sightings"] += landed.sightings
+        totals["crawl_seconds"] += landed.crawl_seconds
+        totals["land_seconds"] += landed.land_seconds
         if not any(st.eose_received or not st.error_class for st in result.relay_stats):
-            hours_without_relay.append(f"{hour:%Y-%m-%d %H:00}")
+            hours_without_relay.append(f"{landed.hour:%Y-%m-%d %H:00}")
         for s in result.relay_stats:
             invalid.update(s.invalid)
             row = per_relay.setdefault(
@@ -216,16 +208,16 @@ def nostr_events(
             row["bad_frames"] += sum(s.bad_frames.values())
             row["truncated"] += int(s.possibly_truncated)
             row["error_class"] = s.error_class or row["error_class"]
-        done += 1
         context.log.info(
-            f"[{done}/{hours}] {hour:%Y-%m-%d %H:00}: {len(result.events)} events, "
+            f"[{done}/{len(hours)}] {landed.hour:%Y-%m-%d %H:00}: {len(result.events)} events, "
             f"{sum(1 for s in result.relay_stats if s.error_class)} relays failed"
         )
-        hour += timedelta(hours=1)
 
     failed = sum(1 for r in per_relay.values() if r["error_class"])
     common = {
-        "hours": hours,
+        "hours": len(hours),
+        "crawl_seconds": round(totals["crawl_seconds"], 3),
+        "land_seconds": round(totals["land_seconds"], 3),
         "relays_reached": len(per_relay) - failed,
         "relays_failed": failed,
         "possibly_truncated_relays": sum(1 for r in per_relay.values() if r["truncated"]),
@@ -245,7 +237,7 @@ def nostr_events(
     )
     yield dg.MaterializeResult(
         asset_key=FETCH_STATS,
-        metadata={"dagster/row_count": len(per_relay) * hours, **common},
+        metadata={"dagster/row_count": len(per_relay) * len(hours), **common},
     )
     served = sum(r["events"] for r in per_relay.values())
     share = served / (served + common["invalid_events"]) if served else 1.0
@@ -265,3 +257,17 @@ def nostr_events(
             "first_such_hours": ", ".join(hours_without_relay[:5]),
         },
     )
+
+
+def _run_async(iterator):
+    """Drive an async iterator from synchronous code, one item at a time, on one event loop."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(iterator))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(iterator.aclose())
+        loop.close()
