@@ -1,0 +1,46 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'relay_snapshots') }}
+
+),
+
+renamed as (
+
+    select
+        snapshot_hour,
+        relay_url,
+        observed_at,
+        dns_addresses,
+        connected_ip,
+        is_reachable,
+        error_class,
+        error_message,
+        rtt_open_ms,
+        rtt_read_ms,
+        rtt_nip11_ms,
+        nip11_status_code,
+        nip11_raw,
+        nip11_error,
+        -- a document counts when one was served and kept, even if some fields were malformed
+        nip11_raw is not null as has_nip11,
+        relay_name,
+        relay_description,
+        relay_pubkey,
+        relay_contact,
+        software,
+        software_version,
+        supported_nips,
+        max_limit,
+        max_message_length,
+        max_subscriptions,
+        payment_required as is_payment_required,
+        auth_required as is_auth_required,
+        restricted_writes as has_restricted_writes
+
+    from source
+
+)
+
+select * from renamed

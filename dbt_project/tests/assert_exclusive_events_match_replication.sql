@@ -1,0 +1,7 @@
+-- Events held by exactly one relay appear once as some relay's exclusive events.
+select coverage.total, replication.total
+from (select coalesce(sum(exclusive_events), 0) as total from {{ ref('fct_relay_coverage') }}) as coverage
+cross join (
+    select coalesce(sum(events), 0) as total from {{ ref('fct_event_replication') }} where relay_count = 1
+) as replication
+where coverage.total <> replication.total

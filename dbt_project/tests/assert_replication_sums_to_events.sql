@@ -1,0 +1,5 @@
+-- Every event has exactly one replication factor: the histogram sums to the event count.
+select replication.total, events.total
+from (select coalesce(sum(events), 0) as total from {{ ref('fct_event_replication') }}) as replication
+cross join (select count(*) as total from {{ ref('int_events_deduplicated') }}) as events
+where replication.total <> events.total
