@@ -146,8 +146,13 @@ from range({relays}) as t(r)
 def generate(path: Path, lo: int, hi: int) -> int:
     """Fill the raw tables of a new DuckDB file with hours [lo, hi) of the synthetic month."""
     params = {
-        "start": int(MONTH_START.timestamp()), "per_hour": EVENTS_PER_HOUR, "authors": AUTHORS,
-        "relays": RELAYS, "lo": lo, "hi": hi, "month_start": MONTH_START.isoformat(),
+        "start": int(MONTH_START.timestamp()),
+        "per_hour": EVENTS_PER_HOUR,
+        "authors": AUTHORS,
+        "relays": RELAYS,
+        "lo": lo,
+        "hi": hi,
+        "month_start": MONTH_START.isoformat(),
     }
     conn = duckdb.connect(str(path))
     try:
@@ -166,9 +171,23 @@ def dbt(db: Path, target: Path, *args: str) -> tuple[float, float]:
     env = {**os.environ, "NOSTR_DUCKDB_PATH": str(db)}
     began = time.perf_counter()
     proc = subprocess.run(
-        [DBT, "build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-         "--target-path", str(target), "--log-path", str(target), "--quiet", *args],
-        env=env, capture_output=True, text=True,
+        [
+            DBT,
+            "build",
+            "--project-dir",
+            str(PROJECT_DIR),
+            "--profiles-dir",
+            str(PROJECT_DIR),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target),
+            "--quiet",
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - began
     if proc.returncode != 0:
@@ -185,8 +204,10 @@ def window_vars(start_hour: int, hours: int) -> str:
 
 
 def timed_hourly(db: Path, target: Path, start_hour: int, hours: int, repeats: int):
-    runs = [dbt(db, target, "--select", "tag:hourly", "--vars", window_vars(start_hour, hours))
-            for _ in range(repeats)]
+    runs = [
+        dbt(db, target, "--select", "tag:hourly", "--vars", window_vars(start_hour, hours))
+        for _ in range(repeats)
+    ]
     return statistics.median(w for w, _ in runs), statistics.median(e for _, e in runs)
 
 
@@ -198,8 +219,10 @@ def main() -> None:
         began = time.perf_counter()
         n_empty = generate(empty, BENCH_HOUR, BENCH_HOUR + 1)
         n_month = generate(month, 0, HOURS)
-        print(f"generated: {n_month:,} events over {HOURS} hours, {RELAYS} relays "
-              f"({time.perf_counter() - began:.1f} s); empty warehouse: {n_empty:,} events")
+        print(
+            f"generated: {n_month:,} events over {HOURS} hours, {RELAYS} relays "
+            f"({time.perf_counter() - began:.1f} s); empty warehouse: {n_empty:,} events"
+        )
 
         # Setup (not the measure): build every model once so the incremental tables exist.
         wall, elapsed = dbt(empty, root / "t_empty")
@@ -211,15 +234,23 @@ def main() -> None:
         m_wall, m_dbt = timed_hourly(month, root / "t_month", BENCH_HOUR, 1, REPEATS)
         w_wall, w_dbt = timed_hourly(month, root / "t_month", BENCH_HOUR - 168, 168, 1)
 
-        print(f"hourly build (tag:hourly), 1 hour, empty warehouse: "
-              f"{e_wall:5.2f} s wall, {e_dbt:5.2f} s in dbt (median of {REPEATS})")
-        print(f"hourly build (tag:hourly), 1 hour, month present:   "
-              f"{m_wall:5.2f} s wall, {m_dbt:5.2f} s in dbt (median of {REPEATS})")
-        print(f"hourly build (tag:hourly), 168 hours in one run:    "
-              f"{w_wall:5.2f} s wall, {w_dbt:5.2f} s in dbt")
+        print(
+            f"hourly build (tag:hourly), 1 hour, empty warehouse: "
+            f"{e_wall:5.2f} s wall, {e_dbt:5.2f} s in dbt (median of {REPEATS})"
+        )
+        print(
+            f"hourly build (tag:hourly), 1 hour, month present:   "
+            f"{m_wall:5.2f} s wall, {m_dbt:5.2f} s in dbt (median of {REPEATS})"
+        )
+        print(
+            f"hourly build (tag:hourly), 168 hours in one run:    "
+            f"{w_wall:5.2f} s wall, {w_dbt:5.2f} s in dbt"
+        )
         ratio = m_wall / e_wall
-        print(f"ratio month/empty: {ratio:.2f}x wall, {m_dbt / e_dbt:.2f}x in dbt "
-              f"(target < 1.5x: {'met' if ratio < 1.5 else 'NOT met'})")
+        print(
+            f"ratio month/empty: {ratio:.2f}x wall, {m_dbt / e_dbt:.2f}x in dbt "
+            f"(target < 1.5x: {'met' if ratio < 1.5 else 'NOT met'})"
+        )
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def _reason_for(error: msgspec.ValidationError) -> str:
     message = str(error)
     if message.startswith("Object missing required field"):
         return "missing_field"
-    if "at `$`" in message or "`$`" not in message and "Expected `object`" in message:
+    if "at `$`" in message or ("`$`" not in message and "Expected `object`" in message):
         return "not_an_object"
     match = re.search(r"at `\$\.(\w+)", message)
     field = match.group(1) if match else ""
@@ -121,9 +121,10 @@ def decode_event(raw: bytes | str) -> Event:
         return _finish(_wire_decoder.decode(raw))
     except msgspec.ValidationError as error:
         raise InvalidEvent(_reason_for(error), str(error)) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         # msgspec refuses lone surrogate escapes ("\ud800") outright; the standard library
-        # accepts them, so the event can be refused for the precise reason.
+        # accepts them, so the event can be refused for the precise reason. Invalid UTF-8
+        # inside a string (UnicodeDecodeError) and absurd nesting (RecursionError) end as not_json.
         try:
             obj = json.loads(raw)
         except (ValueError, RecursionError):

@@ -17,8 +17,18 @@ from nostr_assets.lib.event import Event
 BAD_FRAME_REASONS = ("not_json", "not_an_array", "unknown_type", "bad_shape", "too_large")
 
 # NIP-01 machine-readable prefixes of CLOSED and OK messages.
-CLOSED_PREFIXES = ("auth-required", "rate-limited", "restricted", "error", "duplicate",
-                   "pow", "blocked", "invalid", "unsupported", "mute")
+CLOSED_PREFIXES = (
+    "auth-required",
+    "rate-limited",
+    "restricted",
+    "error",
+    "duplicate",
+    "pow",
+    "blocked",
+    "invalid",
+    "unsupported",
+    "mute",
+)
 
 
 class BadFrame(ValueError):
@@ -79,7 +89,12 @@ class CountMessage:
 
 
 RelayMessage = (
-    EventMessage | EoseMessage | ClosedMessage | NoticeMessage | OkMessage | AuthMessage
+    EventMessage
+    | EoseMessage
+    | ClosedMessage
+    | NoticeMessage
+    | OkMessage
+    | AuthMessage
     | CountMessage
 )
 
@@ -105,7 +120,8 @@ def _split(frame: bytes | str, max_bytes: int | None) -> list[msgspec.Raw]:
         parts = _frame_decoder.decode(frame)
     except msgspec.ValidationError:
         raise BadFrame("not_an_array") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # UnicodeDecodeError: invalid UTF-8 in a string; RecursionError: absurd nesting.
         raise BadFrame("not_json") from None
     if not parts:
         raise BadFrame("bad_shape", "empty array")
@@ -117,6 +133,8 @@ def _text(raw: msgspec.Raw) -> str:
         return _str_decoder.decode(raw)
     except msgspec.MsgspecError:
         raise BadFrame("bad_shape", "expected a string") from None
+    except UnicodeDecodeError:  # msgspec's error for invalid UTF-8 inside a string
+        raise BadFrame("not_json") from None
 
 
 def decode_relay_message(frame: bytes | str, max_bytes: int | None = None) -> RelayMessage:
@@ -143,7 +161,7 @@ def decode_relay_message(frame: bytes | str, max_bytes: int | None = None) -> Re
     if kind == "COUNT" and n == 3:
         try:
             count = _count_decoder.decode(parts[2]).get("count")
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, UnicodeDecodeError):
             count = None
         if not isinstance(count, int) or isinstance(count, bool):
             raise BadFrame("bad_shape", "COUNT without an integer count")
@@ -231,6 +249,8 @@ def _filters(parts: list[msgspec.Raw]) -> tuple[dict[str, Any], ...]:
         filters = tuple(_count_decoder.decode(p) for p in parts)
     except msgspec.MsgspecError:
         raise BadFrame("bad_shape", "a filter is not an object") from None
+    except UnicodeDecodeError:
+        raise BadFrame("not_json") from None
     return filters
 
 

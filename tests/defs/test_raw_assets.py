@@ -19,6 +19,8 @@ from nostr_assets.defs.events.assets import nostr_events
 from nostr_assets.defs.geo.assets import asn_database, city_database, relay_geolocations
 from nostr_assets.defs.relays.catalog import relay_catalog
 from nostr_assets.defs.relays.snapshots import relay_snapshots
+from nostr_assets.lib.event import sign_event
+from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
 
 RAW_ASSETS = [relay_catalog, relay_snapshots, city_database, asn_database, relay_geolocations,
               nostr_events]
@@ -165,15 +167,35 @@ def test_snapshot_and_geolocation_of_the_latest_hour(warehouse, relay_a, relay_b
     )
 
 
-def test_past_snapshot_refused_with_a_clear_message(warehouse):
+def test_past_snapshot_rebuilt_from_nip66_monitor_events(warehouse, relay_a, relay_b):
+    """A past hour cannot be probed: its rows come only from stored kind-30166 reports."""
     database, resources = warehouse
-    result = materialize(resources, "raw/relay_snapshots", hour_key(FIRST_HOUR),
-                         raise_on_error=False)
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    message = failure.step_failure_data.error.message
-    assert "observes the present" in message and "2024-01-01 00:00" in message
-    assert table(database, "select count(*) from raw.relay_snapshots") == [(0,)]
+    monitor = b"\x09" * 32
+    at = BASE_HOUR + 600
+    reports = [
+        # two reports on relay A in the hour: the later one wins
+        sign_event(monitor, at, 30166, [["d", relay_a.url], ["rtt-open", "80"]], ""),
+        sign_event(monitor, at + 60, 30166,
+                   [["d", relay_a.url + "/"], ["rtt-open", "120"], ["rtt-read", "45"],
+                    ["N", "1"], ["N", "11"], ["R", "!payment"], ["R", "auth"]], ""),
+        # a relay outside the catalog: not a catalogued relay, no row
+        sign_event(monitor, at, 30166, [["d", "wss://elsewhere.example"]], ""),
+    ]
+    with duckdb.connect(str(database)) as conn:
+        land_window(conn, FIRST_HOUR, FIRST_HOUR + timedelta(hours=1),
+                    event_rows(reports, {e.id: at + 100.0 for e in reports}),
+                    sighting_rows([], {}))
+    result = materialize(resources, "raw/relay_snapshots", hour_key(FIRST_HOUR))
+    rows = table(database, "select relay_url, observation_source, monitor_pubkey, is_reachable, "
+                           "rtt_open_ms, rtt_read_ms, supported_nips, payment_required, "
+                           "auth_required, connected_ip from raw.relay_snapshots")
+    assert rows == [(relay_a.url, "nip66", reports[1].pubkey, True, 120.0, 45.0, [1, 11], False,
+                     True, None)]
+    metadata = result.asset_materializations_for_node("raw__relay_snapshots")[0].metadata
+    assert metadata["nip66_hours"].value == 1 and metadata["probed_hours"].value == 0
+    # an hour no monitor reported: nothing is invented
+    materialize(resources, "raw/relay_snapshots", hour_key(FIRST_HOUR + timedelta(hours=1)))
+    assert table(database, "select count(*) from raw.relay_snapshots") == [(1,)]
 
 
 def test_missing_geoip_database_fails_geolocation_only(tmp_path, relay_a):

@@ -19,6 +19,9 @@ from nostr_assets.defs.partitions import hourly_partitions
 # staging views (over raw), the hourly incremental models (over staging), then everything else.
 STAGING_SELECT = "path:models/staging"
 HOURLY_SELECT = "tag:hourly"
+# dbt's default (eager) would run, in the staging step, a test that also reads a model built
+# only in a later step; "buildable" keeps a test until every model it reads exists.
+BUILD = ["build", "--indirect-selection", "buildable"]
 
 
 class RunDbtConfig(dg.Config):
@@ -70,7 +73,7 @@ def _window_vars(context: dg.AssetExecutionContext) -> list[str]:
 )
 def dbt_hourly_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: RunDbtConfig):
     """The hourly incremental models, rebuilt for the run's whole partition window at once."""
-    args = ["build", *_window_vars(context)]
+    args = [*BUILD, *_window_vars(context)]
     if config.full_refresh:
         args.append("--full-refresh")
     yield from dbt.cli(args, context=context).stream()
@@ -82,11 +85,13 @@ def dbt_hourly_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, co
     select=STAGING_SELECT,
     dagster_dbt_translator=translator,
     pool="duckdb",
+    # Unpartitioned, but a CLI partition range may select them only with this policy.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     name="dbt_staging_models",
 )
 def dbt_staging_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """Typed, renamed views over every raw table."""
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from dbt.cli(BUILD, context=context).stream()
 
 
 @dbt_assets(
@@ -95,11 +100,12 @@ def dbt_staging_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     exclude=f"{HOURLY_SELECT} {STAGING_SELECT}",
     dagster_dbt_translator=translator,
     pool="duckdb",
+    backfill_policy=dg.BackfillPolicy.single_run(),
     name="dbt_models",
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: RunDbtConfig):
     """Intermediate tables and the non-partitioned marts, rebuilt in full."""
-    args = ["build"]
+    args = list(BUILD)
     if config.full_refresh:
         args.append("--full-refresh")
     yield from dbt.cli(args, context=context).stream()

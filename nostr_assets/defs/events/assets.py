@@ -1,6 +1,7 @@
 """raw/nostr_events, raw/event_relay_sightings and raw/relay_fetch_stats, one hour at a time."""
 
 import asyncio
+import time
 from collections import Counter
 from datetime import datetime
 
@@ -165,6 +166,7 @@ def nostr_events(
                 conn, hour, hour + HOUR, events, sightings, _stats_rows(hour, fetched_at, result)
             )
 
+    fetch_started = time.perf_counter()
     totals = Counter()
     hours_without_relay = []
     invalid = Counter()
@@ -213,9 +215,12 @@ def nostr_events(
             f"{sum(1 for s in result.relay_stats if s.error_class)} relays failed"
         )
 
+    fetch_wall_seconds = time.perf_counter() - fetch_started
     failed = sum(1 for r in per_relay.values() if r["error_class"])
     common = {
         "hours": len(hours),
+        # Wall time of fetching and landing (hours overlap, so the two sums below exceed it).
+        "fetch_wall_seconds": round(fetch_wall_seconds, 3),
         "crawl_seconds": round(totals["crawl_seconds"], 3),
         "land_seconds": round(totals["land_seconds"], 3),
         "relays_reached": len(per_relay) - failed,

@@ -68,6 +68,8 @@ async def _guard_all(urls: list[str], concurrency: int) -> dict[str, str | None]
     kinds={"python", "duckdb"},
     freshness_policy=HOURLY_FRESHNESS,
     pool="duckdb",
+    # Lets `dagster asset materialize --select '*' --partition-range ...` include it in one run.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
 )
 def relay_catalog(

@@ -5,6 +5,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import msgspec
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
@@ -12,13 +13,16 @@ from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import hourly_partitions
 from nostr_assets.defs.relays.relay_list import contactable_relays
 from nostr_assets.defs.resources import NostrCrawlerResource
+from nostr_assets.lib.event import Event
+from nostr_assets.lib.hourly_fetch import hours_between
+from nostr_assets.lib.nip66 import MonitorReport, latest_reports
 from nostr_assets.lib.probe import RelayProbe, probe_relay
 from nostr_assets.lib.relay_client import ClientConfig
 from nostr_assets.lib.warehouse import replace_window
 
-# A snapshot observes the present. The hourly schedule asks for the hour that just closed a few
+# A probe observes the present. The hourly schedule asks for the hour that just closed a few
 # minutes after it closed; a queued run may start later, so two hours of slack are allowed.
-# Anything older would be a made-up past, and is refused.
+# An older hour is never probed (that would pass today's answer off as the past's).
 MAX_SNAPSHOT_LAG = timedelta(hours=2)
 
 
@@ -39,6 +43,8 @@ _SCHEMA = pa.schema(
         ("snapshot_hour", pa.timestamp("us", tz="UTC")),
         ("relay_url", pa.string()),
         ("observed_at", pa.timestamp("us", tz="UTC")),
+        ("observation_source", pa.string()),
+        ("monitor_pubkey", pa.string()),
         ("dns_addresses", pa.list_(pa.string())),
         ("connected_ip", pa.string()),
         ("is_reachable", pa.bool_()),
@@ -74,6 +80,8 @@ def snapshot_row(hour: datetime, probe: RelayProbe) -> dict:
         "snapshot_hour": hour,
         "relay_url": probe.relay_url,
         "observed_at": datetime.fromtimestamp(probe.observed_at, UTC),
+        "observation_source": "probe",
+        "monitor_pubkey": None,
         "dns_addresses": list(probe.dns_addresses or []),
         "connected_ip": probe.connected_ip,
         "is_reachable": probe.reachable,
@@ -101,6 +109,54 @@ def snapshot_row(hour: datetime, probe: RelayProbe) -> dict:
     }
 
 
+def nip66_row(hour: datetime, report: MonitorReport) -> dict:
+    """A past hour's row from a monitor's report: only what the report says, nothing more."""
+    info = report.info
+    return {
+        **{name: None for name in _SCHEMA.names},
+        "snapshot_hour": hour,
+        "relay_url": report.relay_url,
+        "observed_at": datetime.fromtimestamp(report.observed_at, UTC),
+        "observation_source": "nip66",
+        "monitor_pubkey": report.monitor_pubkey,
+        # NIP-66 monitors publish a discovery event only for a relay they found online.
+        "is_reachable": True,
+        "rtt_open_ms": report.rtt_open_ms,
+        "rtt_read_ms": report.rtt_read_ms,
+        "nip11_raw": report.nip11_raw,
+        "nip11_error": report.nip11_error,
+        "relay_name": info.name,
+        "relay_description": info.description,
+        "relay_pubkey": info.pubkey,
+        "relay_contact": info.contact,
+        "software": info.software,
+        "software_version": info.version,
+        "supported_nips": info.supported_nips,
+        "max_limit": info.max_limit,
+        "max_message_length": info.max_message_length,
+        "max_subscriptions": info.max_subscriptions,
+        "payment_required": info.payment_required,
+        "auth_required": info.auth_required,
+        "restricted_writes": info.restricted_writes,
+    }
+
+
+def monitor_reports(conn, hour: datetime, relays: set[str]) -> dict[str, MonitorReport]:
+    """The latest NIP-66 report per catalogued relay among the hour's stored kind-30166 events."""
+    rows = conn.execute(
+        """
+        select event_id, pubkey, created_at, kind, tags, content, sig from raw.nostr_events
+        where kind = 30166 and created_hour = $1
+        """,
+        [hour],
+    ).fetchall()
+    events = [
+        Event(eid, pubkey, created_at, kind, msgspec.json.decode(tags), content, sig)
+        for eid, pubkey, created_at, kind, tags, content, sig in rows
+    ]
+    return {url: r for url, r in latest_reports(events).items() if url in relays}
+
+
 async def probe_all(urls: list[str], config: ClientConfig, concurrency: int) -> list[RelayProbe]:
     limit = asyncio.Semaphore(concurrency)
 
@@ -113,7 +169,8 @@ async def probe_all(urls: list[str], config: ClientConfig, concurrency: int) -> 
 
 @dg.asset(
     key=["raw", "relay_snapshots"],
-    deps=[["raw", "relay_catalog"]],
+    # Events: past hours are rebuilt from the NIP-66 monitor events stored among them.
+    deps=[["raw", "relay_catalog"], ["raw", "nostr_events"]],
     group_name="relays",
     kinds={"python", "duckdb"},
     partitions_def=hourly_partitions,
@@ -128,31 +185,35 @@ def relay_snapshots(
 ) -> dg.MaterializeResult:
     """One row per catalogued relay and hour: DNS answer, the IP actually connected to,
     reachable or not with the error class, round-trip times (open, read, NIP-11), and the
-    NIP-11 document raw and parsed. Only the hour just closed can be observed; past hours are
-    refused, never invented."""
+    NIP-11 document raw and parsed. Only recent hours can be probed; an older hour is rebuilt
+    from the NIP-66 monitor events (kind 30166) stored for it, one row per relay a monitor
+    reported, marked as such, never invented."""
     window = context.partition_time_window
     now = datetime.now(UTC)
-    too_old = refused_hours(window.start, window.end, now)
-    if too_old:
-        raise dg.Failure(
-            description=(
-                f"A relay snapshot observes the present, so it cannot be taken for "
-                f"{len(too_old)} past hour(s) starting {too_old[0]:%Y-%m-%d %H:00} UTC "
-                f"(the oldest hour that can be observed now is "
-                f"{(now - MAX_SNAPSHOT_LAG):%Y-%m-%d %H:00} UTC). Materialise only recent "
-                "hours of raw/relay_snapshots; backfill raw/nostr_events on its own."
-            ),
-            allow_retries=False,
-        )
+    past = set(refused_hours(window.start, window.end, now))
+    hours = hours_between(window.start, window.end)
     with duckdb.get_connection() as conn:
         relays = contactable_relays(conn, crawler.allow_private_addresses)
-    probes = asyncio.run(probe_all(relays, crawler.client_config(), crawler.concurrency))
+        catalog = set(contactable_relays(conn, allow_private=True))
+        reports = {hour: monitor_reports(conn, hour, catalog) for hour in hours if hour in past}
+    observable = [hour for hour in hours if hour not in past]
+    probes = []
+    if observable:
+        probes = asyncio.run(probe_all(relays, crawler.client_config(), crawler.concurrency))
 
     rows = []
-    hour = window.start
-    while hour < window.end:
-        rows.extend(snapshot_row(hour, p) for p in probes)
-        hour += timedelta(hours=1)
+    for hour in hours:
+        if hour in past:
+            rows.extend(nip66_row(hour, r) for _, r in sorted(reports[hour].items()))
+        else:
+            rows.extend(snapshot_row(hour, p) for p in probes)
+    if past:
+        reported = sum(len(r) for r in reports.values())
+        context.log.warning(
+            f"{len(past)} past hour(s) cannot be observed now; rebuilt from NIP-66 monitor "
+            f"events (kind 30166) already stored: {reported} relay report(s). Relays no "
+            "monitor reported have no row for those hours (unknown, not unreachable)."
+        )
     table = pa.Table.from_pylist(rows, schema=_SCHEMA)
     with duckdb.get_connection() as conn:
         replace_window(conn, "relay_snapshots", "snapshot_hour", window.start, window.end, table)
@@ -164,6 +225,9 @@ def relay_snapshots(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(rows),
+            "probed_hours": len(observable),
+            "nip66_hours": len(past),
+            "nip66_rows": len(rows) - len(observable) * len(probes),
             "relays_reached": len(reachable),
             "relays_failed": len(probes) - len(reachable),
             "nip11_documents": sum(1 for p in probes if p.nip11 and p.nip11.document),
