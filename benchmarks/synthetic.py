@@ -106,8 +106,10 @@ def _text(rng: random.Random, low: int, high: int) -> str:
 
 
 class _Generator:
-    def __init__(self, seed: int, authors: int) -> None:
+    def __init__(self, seed: int, authors: int, start: int = 0, step: float | None = None) -> None:
         self.rng = random.Random(seed)
+        # With a step, event i falls in [start + i*step, start + (i+1)*step): a fixed span.
+        self.start, self.step = start, step
         self.signers = [_Signer(secret_key(seed, i)) for i in range(authors)]
         # Activity is skewed: a few authors post most notes (weights ~ 1 / rank^0.8).
         self.weights = [1.0 / (rank + 1) ** 0.8 for rank in range(authors)]
@@ -177,7 +179,10 @@ class _Generator:
             kind
         ]()
         signer = self._author()
-        created_at = BASE_TIME + index * 2 + self.rng.randrange(60)
+        if self.step is None:
+            created_at = BASE_TIME + index * 2 + self.rng.randrange(60)
+        else:
+            created_at = self.start + int(index * self.step)
         unsigned = Event("", signer.pubkey, created_at, kind, tags, content, "")
         digest = hashlib.sha256(canonical_serialization(unsigned)).digest()
         event_id = digest.hex()
@@ -185,15 +190,26 @@ class _Generator:
         return Event(event_id, signer.pubkey, created_at, kind, tags, content, signer.sign(digest))
 
 
-def build_events(n: int, *, seed: int = 1, authors: int = 3000) -> list[Event]:
-    """``n`` signed events with the ``KIND_SHARES`` mix; identical for identical arguments."""
-    generator = _Generator(seed, authors)
+def build_events(
+    n: int, *, seed: int = 1, authors: int = 3000, start: int = 0, span: int | None = None
+) -> list[Event]:
+    """``n`` signed events with the ``KIND_SHARES`` mix; identical for identical arguments.
+
+    With ``span``, created_at spreads evenly over ``[start, start + span)`` seconds.
+    """
+    generator = _Generator(seed, authors, start, span / n if span else None)
     kinds = generator.rng.choices(list(KIND_SHARES), list(KIND_SHARES.values()), k=n)
     return [generator.event(i, kind) for i, kind in enumerate(kinds)]
 
 
 def load_or_build(
-    n: int, *, seed: int = 1, authors: int = 3000, cache_dir: Path | None = DEFAULT_CACHE_DIR
+    n: int,
+    *,
+    seed: int = 1,
+    authors: int = 3000,
+    start: int = 0,
+    span: int | None = None,
+    cache_dir: Path | None = DEFAULT_CACHE_DIR,
 ) -> list[Event]:
     """``build_events``, reusing a JSON-lines copy under ``cache_dir`` when one exists.
 
@@ -201,11 +217,12 @@ def load_or_build(
     so an interrupted run never leaves a truncated set behind.
     """
     if cache_dir is None:
-        return build_events(n, seed=seed, authors=authors)
-    path = cache_dir / f"events-v{GENERATOR_VERSION}-n{n}-s{seed}-a{authors}.jsonl"
+        return build_events(n, seed=seed, authors=authors, start=start, span=span)
+    window = f"-t{start}+{span}" if span else ""
+    path = cache_dir / f"events-v{GENERATOR_VERSION}-n{n}-s{seed}-a{authors}{window}.jsonl"
     if path.exists():
         return msgspec.json.Decoder(Event).decode_lines(path.read_bytes())
-    events = build_events(n, seed=seed, authors=authors)
+    events = build_events(n, seed=seed, authors=authors, start=start, span=span)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_bytes(b"".join(encode_event(e) + b"\n" for e in events))

@@ -160,7 +160,11 @@ def _wait_until_listening(handle: RelayHandle, timeout: float) -> None:
 
 
 def start_relay(
-    directory: Path, events: Iterable[Event] = (), max_limit: int = 50, timeout: float = 20.0
+    directory: Path,
+    events: Iterable[Event] = (),
+    max_limit: int = 50,
+    timeout: float = 20.0,
+    load_timeout: float = 60.0,
 ) -> RelayHandle:
     """Start nostr-relay on a free 127.0.0.1 port, serving ``events`` from a fresh SQLite file.
 
@@ -187,7 +191,7 @@ def start_relay(
             stdout=log,
             stderr=log,
             check=True,
-            timeout=60,
+            timeout=load_timeout,
         )
     process = subprocess.Popen(
         [str(_RELAY_BIN), "-c", str(config), "serve", "--use-uvicorn"],

@@ -20,8 +20,13 @@ from nostr_assets.defs.partitions import hourly_partitions
 from nostr_assets.lib.event import sign_event
 from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
 
-RAW_HOURLY = ["relay_snapshots", "relay_geolocations", "nostr_events", "event_relay_sightings",
-              "relay_fetch_stats"]
+RAW_HOURLY = [
+    "relay_snapshots",
+    "relay_geolocations",
+    "nostr_events",
+    "event_relay_sightings",
+    "relay_fetch_stats",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +50,9 @@ def test_asset_keys_partitions_and_backfill_policies(defs):
         assert node.freshness_policy is not None, name
     assert graph.get(dg.AssetKey(["raw", "relay_catalog"])).partitions_def is None
     # dbt sources are the Python assets themselves: no dangling external raw nodes.
-    externals = {k.to_user_string() for k in graph.get_all_asset_keys()
-                 if not graph.get(k).is_materializable}
+    externals = {
+        k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable
+    }
     assert externals == {"geoip/city_database", "geoip/asn_database"}
     # the mmdb files show in the geolocation's lineage
     parents = graph.get(dg.AssetKey(["raw", "relay_geolocations"])).parent_keys
@@ -67,11 +73,11 @@ def test_no_deprecation_warning_from_our_code():
         "import nostr_assets.definitions as d\n"
         "d.defs.resolve_asset_graph(); d.defs.resolve_all_job_defs()\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    ours = [line for line in run.stderr.splitlines()
-            if "Warning" in line and "nostr_assets" in line]
+    ours = [
+        line for line in run.stderr.splitlines() if "Warning" in line and "nostr_assets" in line
+    ]
     assert ours == []
 
 
@@ -98,20 +104,27 @@ def test_late_events_sensor_refetches_48_hours_back():
 def test_relay_discovery_sensor_requests_catalog_for_new_relays(tmp_path, monkeypatch):
     database = tmp_path / "nostr.duckdb"
     monkeypatch.setenv("NOSTR_DUCKDB_PATH", str(database))
-    relay_list = sign_event(b"\x01" * 32, 1_704_067_200, 10002,
-                            [["r", "wss://relay.example.com/"], ["r", "wss://known.example.org"]],
-                            "")
+    relay_list = sign_event(
+        b"\x01" * 32,
+        1_704_067_200,
+        10002,
+        [["r", "wss://relay.example.com/"], ["r", "wss://known.example.org"]],
+        "",
+    )
     hour = datetime(2024, 1, 1, tzinfo=UTC)
     with duckdb.connect(str(database)) as conn:
         events = event_rows([relay_list], {relay_list.id: 1_704_067_300.0})
-        land_window(conn, hour, hour.replace(hour=1), events,
-                    sighting_rows([], {}))
-        conn.execute("insert into raw.relay_catalog values ('wss://known.example.org', "
-                     "'bootstrap', now(), now(), false, null)")
+        land_window(conn, hour, hour.replace(hour=1), events, sighting_rows([], {}))
+        conn.execute(
+            "insert into raw.relay_catalog values ('wss://known.example.org', "
+            "'bootstrap', now(), now(), false, null)"
+        )
     result = automation.relay_discovery_sensor(dg.build_sensor_context())
     assert isinstance(result, dg.RunRequest)
     with duckdb.connect(str(database)) as conn:
-        conn.execute("insert into raw.relay_catalog values ('wss://relay.example.com', "
-                     "'nip65', now(), now(), false, null)")
+        conn.execute(
+            "insert into raw.relay_catalog values ('wss://relay.example.com', "
+            "'nip65', now(), now(), false, null)"
+        )
     again = automation.relay_discovery_sensor(dg.build_sensor_context())
     assert isinstance(again, dg.SkipReason)

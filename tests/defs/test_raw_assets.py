@@ -7,6 +7,9 @@ database; one unreachable relay never failing the crawl.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -22,8 +25,14 @@ from nostr_assets.defs.relays.snapshots import relay_snapshots
 from nostr_assets.lib.event import sign_event
 from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
 
-RAW_ASSETS = [relay_catalog, relay_snapshots, city_database, asn_database, relay_geolocations,
-              nostr_events]
+RAW_ASSETS = [
+    relay_catalog,
+    relay_snapshots,
+    city_database,
+    asn_database,
+    relay_geolocations,
+    nostr_events,
+]
 FIRST_HOUR = datetime.fromtimestamp(BASE_HOUR, UTC)
 # The three event tables are written together: selecting one selects the others.
 EVENT_TABLES = dg.AssetSelection.assets(["raw", "nostr_events"]).required_multi_asset_neighbors()
@@ -74,10 +83,14 @@ def expected_hour(relays, hour_start: int) -> tuple[set[str], set[tuple[str, str
 
 def test_catalog_lists_relays_marks_loopback_guarded(warehouse, relay_a, relay_b):
     database, _ = warehouse
-    rows = table(database, "select relay_url, source, is_guarded, guard_reason "
-                           "from raw.relay_catalog order by relay_url")
-    assert rows == sorted([(relay_a.url, "env", True, "loopback"),
-                           (relay_b.url, "env", True, "loopback")])
+    rows = table(
+        database,
+        "select relay_url, source, is_guarded, guard_reason "
+        "from raw.relay_catalog order by relay_url",
+    )
+    assert rows == sorted(
+        [(relay_a.url, "env", True, "loopback"), (relay_b.url, "env", True, "loopback")]
+    )
 
 
 def test_events_partition_exact_and_idempotent(warehouse, relay_a, relay_b):
@@ -97,11 +110,13 @@ def test_events_partition_exact_and_idempotent(warehouse, relay_a, relay_b):
     assert checks == {"valid_event_share": True, "relays_reached": True}
 
     everything = "select * from raw.{} order by all"
-    before = {t: table(database, everything.format(t))
-              for t in ("nostr_events", "event_relay_sightings")}
+    before = {
+        t: table(database, everything.format(t)) for t in ("nostr_events", "event_relay_sightings")
+    }
     materialize(resources, EVENT_TABLES, hour_key(FIRST_HOUR))
-    after = {t: table(database, everything.format(t))
-             for t in ("nostr_events", "event_relay_sightings")}
+    after = {
+        t: table(database, everything.format(t)) for t in ("nostr_events", "event_relay_sightings")
+    }
     assert after == before
 
 
@@ -111,15 +126,18 @@ def test_three_hour_range_in_one_run(warehouse, relay_a, relay_b):
     result = materialize(
         resources,
         EVENT_TABLES,
-        tags={"dagster/asset_partition_range_start": hour_key(FIRST_HOUR),
-              "dagster/asset_partition_range_end": hour_key(last)},
+        tags={
+            "dagster/asset_partition_range_start": hour_key(FIRST_HOUR),
+            "dagster/asset_partition_range_end": hour_key(last),
+        },
     )
     assert result.success
     expected = set()
     for h in range(3):
         expected |= expected_hour([relay_a, relay_b], BASE_HOUR + h * HOUR)[0]
-    per_hour = table(database, "select created_hour, count(*) from raw.nostr_events "
-                               "group by 1 order by 1")
+    per_hour = table(
+        database, "select created_hour, count(*) from raw.nostr_events group by 1 order by 1"
+    )
     assert len(per_hour) == 3
     assert sum(n for _, n in per_hour) == len(expected)
     assert {r[0] for r in table(database, "select event_id from raw.nostr_events")} == expected
@@ -138,8 +156,10 @@ def test_unreachable_relay_is_recorded_not_fatal(tmp_path, relay_a):
     assert metadata["relays_reached"].value == 1
     ids, _ = expected_hour([relay_a], BASE_HOUR)
     assert len(table(database, "select * from raw.nostr_events")) == len(ids)
-    errors = table(database, "select relay_url, error_class from raw.relay_fetch_stats "
-                             "where error_class is not null")
+    errors = table(
+        database,
+        "select relay_url, error_class from raw.relay_fetch_stats where error_class is not null",
+    )
     assert [url for url, _ in errors] == [dead]
 
 
@@ -147,22 +167,37 @@ def test_snapshot_and_geolocation_of_the_latest_hour(warehouse, relay_a, relay_b
     database, resources = warehouse
     key = hour_key(latest_closed_hour())
     materialize(resources, "raw/relay_snapshots", key)
-    rows = table(database, "select relay_url, is_reachable, connected_ip, software, "
-                           "rtt_open_ms > 0, 1 = any(supported_nips) from raw.relay_snapshots "
-                           "order by relay_url")
+    rows = table(
+        database,
+        "select relay_url, is_reachable, connected_ip, software, "
+        "rtt_open_ms > 0, 1 = any(supported_nips) from raw.relay_snapshots "
+        "order by relay_url",
+    )
     assert [r[0] for r in rows] == sorted([relay_a.url, relay_b.url])
     assert all(r[1:3] == (True, "127.0.0.1") and r[4] and r[5] for r in rows)
     assert all(r[3] for r in rows)  # nostr-relay names its software in NIP-11
 
     materialize(resources, "raw/relay_geolocations", key)
-    geo = table(database, "select ip, country_code, city, latitude, longitude, asn, "
-                          "as_organization, city_db_edition, asn_db_edition "
-                          "from raw.relay_geolocations")
+    geo = table(
+        database,
+        "select ip, country_code, city, latitude, longitude, asn, "
+        "as_organization, city_db_edition, asn_db_edition "
+        "from raw.relay_geolocations",
+    )
     assert len(geo) == 2
     assert all(
-        g == ("127.0.0.1", LOOPBACK_PLACE["country_code"], LOOPBACK_PLACE["city"],
-              LOOPBACK_PLACE["latitude"], LOOPBACK_PLACE["longitude"], LOOPBACK_AS["asn"],
-              LOOPBACK_AS["as_organization"], "GeoLite2-City", "GeoLite2-ASN")
+        g
+        == (
+            "127.0.0.1",
+            LOOPBACK_PLACE["country_code"],
+            LOOPBACK_PLACE["city"],
+            LOOPBACK_PLACE["latitude"],
+            LOOPBACK_PLACE["longitude"],
+            LOOPBACK_AS["asn"],
+            LOOPBACK_AS["as_organization"],
+            "GeoLite2-City",
+            "GeoLite2-ASN",
+        )
         for g in geo
     )
 
@@ -175,22 +210,42 @@ def test_past_snapshot_rebuilt_from_nip66_monitor_events(warehouse, relay_a, rel
     reports = [
         # two reports on relay A in the hour: the later one wins
         sign_event(monitor, at, 30166, [["d", relay_a.url], ["rtt-open", "80"]], ""),
-        sign_event(monitor, at + 60, 30166,
-                   [["d", relay_a.url + "/"], ["rtt-open", "120"], ["rtt-read", "45"],
-                    ["N", "1"], ["N", "11"], ["R", "!payment"], ["R", "auth"]], ""),
+        sign_event(
+            monitor,
+            at + 60,
+            30166,
+            [
+                ["d", relay_a.url + "/"],
+                ["rtt-open", "120"],
+                ["rtt-read", "45"],
+                ["N", "1"],
+                ["N", "11"],
+                ["R", "!payment"],
+                ["R", "auth"],
+            ],
+            "",
+        ),
         # a relay outside the catalog: not a catalogued relay, no row
         sign_event(monitor, at, 30166, [["d", "wss://elsewhere.example"]], ""),
     ]
     with duckdb.connect(str(database)) as conn:
-        land_window(conn, FIRST_HOUR, FIRST_HOUR + timedelta(hours=1),
-                    event_rows(reports, {e.id: at + 100.0 for e in reports}),
-                    sighting_rows([], {}))
+        land_window(
+            conn,
+            FIRST_HOUR,
+            FIRST_HOUR + timedelta(hours=1),
+            event_rows(reports, {e.id: at + 100.0 for e in reports}),
+            sighting_rows([], {}),
+        )
     result = materialize(resources, "raw/relay_snapshots", hour_key(FIRST_HOUR))
-    rows = table(database, "select relay_url, observation_source, monitor_pubkey, is_reachable, "
-                           "rtt_open_ms, rtt_read_ms, supported_nips, payment_required, "
-                           "auth_required, connected_ip from raw.relay_snapshots")
-    assert rows == [(relay_a.url, "nip66", reports[1].pubkey, True, 120.0, 45.0, [1, 11], False,
-                     True, None)]
+    rows = table(
+        database,
+        "select relay_url, observation_source, monitor_pubkey, is_reachable, "
+        "rtt_open_ms, rtt_read_ms, supported_nips, payment_required, "
+        "auth_required, connected_ip from raw.relay_snapshots",
+    )
+    assert rows == [
+        (relay_a.url, "nip66", reports[1].pubkey, True, 120.0, 45.0, [1, 11], False, True, None)
+    ]
     metadata = result.asset_materializations_for_node("raw__relay_snapshots")[0].metadata
     assert metadata["nip66_hours"].value == 1 and metadata["probed_hours"].value == 0
     # an hour no monitor reported: nothing is invented
@@ -208,3 +263,32 @@ def test_missing_geoip_database_fails_geolocation_only(tmp_path, relay_a):
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "make geoip" in failure.step_failure_data.error.message
+
+
+def test_writer_waits_for_another_process_holding_the_duckdb_lock(warehouse, relay_a, relay_b):
+    """DuckDB allows one writing process: a run that finds the file locked (a dbt build, the
+    duckdb CLI, another run) waits and retries instead of failing, and loses nothing."""
+    database, resources = warehouse
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time\n"
+            f"conn = duckdb.connect({str(database)!r})\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(3)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.perf_counter()
+        result = materialize(resources, EVENT_TABLES, hour_key(FIRST_HOUR))
+        waited = time.perf_counter() - started
+    finally:
+        holder.wait(timeout=30)
+    assert result.success
+    assert waited > 1.0  # it really met the lock
+    ids, _ = expected_hour([relay_a, relay_b], BASE_HOUR)
+    assert len(table(database, "select event_id from raw.nostr_events")) == len(ids)

@@ -1,0 +1,165 @@
+"""A week's backfill of raw/nostr_events through the `dagster asset materialize` CLI.
+
+Builds a realistic synthetic week (benchmarks/synthetic.py: kinds 1/7/3/0 in realistic shares,
+spread over 168 hours), serves it from a real local relay (PyPI nostr-relay on 127.0.0.1), then:
+
+1. materialises all 168 hourly partitions as ONE run (`--partition-range`), and
+2. materialises 12 of those partitions as 12 separate runs,
+
+and prints events landed per second, the time each run spends outside fetching and landing
+(Dagster's and our fixed cost), and that cost per run. Run: `python benchmarks/bench_backfill.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+import duckdb  # noqa: E402
+from relays import start_relay  # noqa: E402
+from synthetic import load_or_build  # noqa: E402
+
+EVENT_TABLES = "raw/nostr_events,raw/event_relay_sightings,raw/relay_fetch_stats"
+BIN = Path(sys.executable).parent
+WEEK_START = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
+HOURS = 168
+
+
+def key(hour: datetime) -> str:
+    return hour.strftime("%Y-%m-%d-%H:%M")
+
+
+def dagster(env: dict, *args: str) -> float:
+    started = time.perf_counter()
+    run = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "nostr_assets.definitions", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - started
+    if run.returncode != 0:
+        sys.exit(f"dagster failed ({args}):\n{run.stderr[-3000:]}")
+    return elapsed
+
+
+def latest_fetch_metadata(home: Path) -> dict:
+    """fetch_wall_seconds and row counts of the latest raw/nostr_events materialisation."""
+    code = (
+        "import json, dagster as dg\n"
+        "inst = dg.DagsterInstance.get()\n"
+        "ev = inst.get_latest_materialization_event(dg.AssetKey(['raw','nostr_events']))\n"
+        "md = ev.asset_materialization.metadata\n"
+        "nums = {k: v.value for k, v in md.items() if isinstance(v.value, (int, float))}\n"
+        "print(json.dumps(nums))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events-per-hour", type=int, default=300)
+    parser.add_argument("--single-runs", type=int, default=12)
+    args = parser.parse_args()
+
+    total = HOURS * args.events_per_hour
+    started = time.perf_counter()
+    events = load_or_build(total, start=int(WEEK_START.timestamp()), span=HOURS * 3600)
+    print(
+        f"synthetic week: {len(events):,} events over {HOURS} hours "
+        f"({time.perf_counter() - started:.1f} s to build or load)"
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        started = time.perf_counter()
+        relay = start_relay(tmp / "relay", events, max_limit=500, load_timeout=1800)
+        print(
+            f"local relay (nostr-relay, max_limit 500) loaded in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+        home = tmp / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text((ROOT / "data/dagster_home/dagster.yaml").read_text())
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+            "DAGSTER_HOME": str(home),
+            "NOSTR_DUCKDB_PATH": str(tmp / "bench.duckdb"),
+            "NOSTR_RELAYS": relay.url,
+            "NOSTR_RELAYS_FILE": "/dev/null",
+            "NOSTR_ALLOW_PRIVATE_ADDRESSES": "1",
+        }
+        try:
+            dagster(env, "--select", "raw/relay_catalog")
+            last = WEEK_START + timedelta(hours=HOURS - 1)
+            week_wall = dagster(
+                env,
+                "--select",
+                EVENT_TABLES,
+                "--partition-range",
+                f"{key(WEEK_START)}...{key(last)}",
+            )
+            week = latest_fetch_metadata(home)
+            with duckdb.connect(str(tmp / "bench.duckdb"), read_only=True) as conn:
+                landed = conn.execute("select count(*) from raw.nostr_events").fetchone()[0]
+
+            single = []
+            for i in range(args.single_runs):
+                hour = WEEK_START + timedelta(hours=i * (HOURS // args.single_runs))
+                wall = dagster(env, "--select", EVENT_TABLES, "--partition", key(hour))
+                single.append((wall, latest_fetch_metadata(home)["fetch_wall_seconds"]))
+        finally:
+            relay.stop()
+
+    fetch = week["fetch_wall_seconds"]
+    outside = week_wall - fetch
+    per_run = [wall - fetch_s for wall, fetch_s in single]
+    figures = {
+        "events": landed,
+        "week_run_wall_s": round(week_wall, 2),
+        "week_fetch_and_land_s": round(fetch, 2),
+        "week_outside_fetch_and_land_s": round(outside, 2),
+        "events_per_s_whole_run": round(landed / week_wall),
+        "events_per_s_fetch_and_land": round(landed / fetch),
+        "single_runs": len(single),
+        "single_run_mean_wall_s": round(sum(w for w, _ in single) / len(single), 2),
+        "fixed_cost_per_run_s": round(sum(per_run) / len(per_run), 2),
+        "crawl_seconds_summed": week.get("crawl_seconds"),
+        "land_seconds_summed": week.get("land_seconds"),
+    }
+    print(
+        f"week backfill: {landed:,} events in ONE run of {week_wall:.1f} s "
+        f"({figures['events_per_s_whole_run']:,} events/s overall)"
+    )
+    print(
+        f"  fetching + landing: {fetch:.1f} s ({figures['events_per_s_fetch_and_land']:,} events/s)"
+    )
+    print(f"  outside fetching and landing: {outside:.1f} s (target < 15 s)")
+    print(
+        f"{len(single)} single-partition runs: mean {figures['single_run_mean_wall_s']} s wall, "
+        f"fixed cost {figures['fixed_cost_per_run_s']} s per run"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
