@@ -1,15 +1,6 @@
 """The code location: every asset, check, schedule, sensor and resource of nostr-analytics."""
 
-import warnings
-
 import dagster as dg
-
-# Single-run backfills are how a range of hours becomes one run (and what the CLI's
-# --partition-range requires); Dagster 1.13 still labels the `backfill_policy` parameter of
-# `@asset` as beta. It is a deliberate choice here, not a pending migration.
-warnings.filterwarnings(
-    "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
-)
 
 from nostr_assets.defs import automation
 from nostr_assets.defs.dbt.assets import dbt_hourly_models, dbt_models, dbt_staging_models

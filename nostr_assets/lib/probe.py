@@ -24,7 +24,12 @@ from nostr_assets.lib.messages import (
     encode_req,
 )
 from nostr_assets.lib.nip11 import Nip11Result, fetch_nip11
-from nostr_assets.lib.relay_client import ClientConfig, WindowEnded, describe_error, open_connection
+from nostr_assets.lib.relay_connection import (
+    ClientConfig,
+    WindowEnded,
+    describe_error,
+    open_connection,
+)
 from nostr_assets.lib.relay_url import AddressRefused, InvalidRelayUrl, resolve_guarded
 
 
