@@ -30,4 +30,8 @@ defs = dg.Definitions(
         automation.automation_sensor,
     ],
     resources=build_resources(),
+    # Steps share one DuckDB file that only one process may write, so they take turns anyway;
+    # running them in the run's own process saves a new interpreter (and a reload of these
+    # definitions and the dbt manifest) per step: about 3 s each, measured by bench_backfill.
+    executor=dg.in_process_executor,
 )

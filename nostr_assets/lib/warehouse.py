@@ -27,7 +27,7 @@ RAW_TABLES: dict[str, str] = {
         snapshot_hour        timestamptz not null,
         relay_url            varchar not null,
         observed_at          timestamptz not null,
-        observation_source   varchar not null,   -- probe (ours) | nip66 (a monitor's event)
+        observation_source   varchar not null default 'probe', -- probe (ours) | nip66
         monitor_pubkey       varchar,            -- the NIP-66 monitor, for nip66 rows
         dns_addresses        varchar[],
         connected_ip         varchar,

@@ -120,7 +120,8 @@ class Fixture:
 
     def in_range(self) -> list[str]:
         return [
-            label for label in self.labels
+            label
+            for label in self.labels
             if RANGE_START <= self.events[label].created_at < RANGE_END
         ]
 
@@ -135,8 +136,15 @@ def build_fixture() -> Fixture:
     events: dict[str, Event] = {}
     holders: dict[str, str] = {}
 
-    def add(label: str, author: str, offset: int, kind: int, tags: list[list[str]],
-            content: str = "", on: str = "XY") -> None:
+    def add(
+        label: str,
+        author: str,
+        offset: int,
+        kind: int,
+        tags: list[list[str]],
+        content: str = "",
+        on: str = "XY",
+    ) -> None:
         events[label] = sign_event(secret_key(author), T + offset, kind, tags, content, _AUX)
         holders[label] = on
 
@@ -146,15 +154,20 @@ def build_fixture() -> Fixture:
     def p(name: str) -> list[str]:
         return ["p", PUBKEYS[name]]
 
-    def zap(label: str, offset: int, sender: str, recipient: str, note: str | None,
-            on: str = "XY") -> None:
+    def zap(
+        label: str, offset: int, sender: str, recipient: str, note: str | None, on: str = "XY"
+    ) -> None:
         request_tags = [p(recipient)]
         if note is not None:
             request_tags.append(e(note))
         # The zap request (kind 9734) is signed by the sender; the receipt carries it as JSON.
         request = sign_event(secret_key(sender), T + offset - 5, 9734, request_tags, "", _AUX)
-        tags = [p(recipient), *([e(note)] if note else []), ["bolt11", BOLT11[label]],
-                ["description", encode_event(request).decode()]]
+        tags = [
+            p(recipient),
+            *([e(note)] if note else []),
+            ["bolt11", BOLT11[label]],
+            ["description", encode_event(request).decode()],
+        ]
         add(label, "zapper", offset, 9735, tags, "", on)
 
     def gift_wrap(label: str, key: str, offset: int, recipient: str, on: str) -> None:
@@ -170,8 +183,14 @@ def build_fixture() -> Fixture:
     add("carol_contacts_v1", "carol", 300, 3, [["p", PUBKEYS["alice"], ""], p("bob")], on="Y")
     add("bob_likes_alice", "bob", 400, 7, [e("alice_note"), p("alice")], "+")
     add("carol_likes_alice", "carol", 500, 7, [e("bob_note"), e("alice_note"), p("alice")], "+")
-    add("alice_article_v1", "alice", 600, 30023,
-        [["d", "intro"], ["title", "Intro"], ["published_at", str(PUBLISHED_AT)]], "# Intro")
+    add(
+        "alice_article_v1",
+        "alice",
+        600,
+        30023,
+        [["d", "intro"], ["title", "Intro"], ["published_at", str(PUBLISHED_AT)]],
+        "# Intro",
+    )
     add("dave_note", "dave", 700, 1, [], "hi all", on="X")
     zap("zap_bob_to_alice", 900, "bob", "alice", "alice_note")
     gift_wrap("gift_wrap_1", "wrap1", 1000, "bob", on="X")
@@ -181,17 +200,27 @@ def build_fixture() -> Fixture:
     add("carol_contacts_v2", "carol", HOUR + 100, 3, [p("alice"), p("bob"), p("dave")])
     add("alice_deletes_note", "alice", HOUR + 400, 5, [e("alice_note_deleted")], "typo")
     add("bob_deletes_alice_note", "bob", HOUR + 500, 5, [e("alice_note")], "not mine")
-    add("alice_article_v2", "alice", HOUR + 600, 30023,
+    add(
+        "alice_article_v2",
+        "alice",
+        HOUR + 600,
+        30023,
         [["d", "intro"], ["title", "Intro (edited)"], ["published_at", str(PUBLISHED_AT)]],
-        "# Intro, edited")
+        "# Intro, edited",
+    )
     add("bob_article", "bob", HOUR + 700, 30023, [["d", "bob-post"]], "# Bob writes")
     add("dave_likes_bob", "dave", HOUR + 800, 7, [e("bob_note"), p("bob")], "+", on="Y")
     add("dave_likes_deleted", "dave", HOUR + 900, 7, [e("alice_note_deleted"), p("alice")], "+")
     zap("zap_carol_to_bob", HOUR + 1000, "carol", "bob", "bob_note", on="X")
     add("carol_draft", "carol", HOUR + 1200, 30023, [["d", "carol-draft"]], "# Draft")
     gift_wrap("gift_wrap_2", "wrap2", HOUR + 1400, "bob", on="XY")
-    add("alice_relays", "alice", HOUR + 1800, 10002,
-        [["r", DEAD_RELAY], ["r", REFUSED_RELAY, "write"]])
+    add(
+        "alice_relays",
+        "alice",
+        HOUR + 1800,
+        10002,
+        [["r", DEAD_RELAY], ["r", REFUSED_RELAY, "write"]],
+    )
     # hour 2
     add("dave_note_2", "dave", 2 * HOUR, 1, [], "second note")
     zap("zap_dave_no_amount", 2 * HOUR + 100, "dave", "alice", None)
@@ -199,8 +228,13 @@ def build_fixture() -> Fixture:
     add("carol_note", "carol", 2 * HOUR + 200, 1, [], "hello from carol", on="Y")
     add("bob_likes_dave", "bob", 2 * HOUR + 300, 7, [e("dave_note_2"), p("dave")], "+")
     add("bob_likes_alice_again", "bob", 2 * HOUR + 400, 7, [e("alice_note"), p("alice")], "🤙")
-    add("carol_deletes_draft", "carol", 2 * HOUR + 500, 5,
-        [["a", f"30023:{PUBKEYS['carol']}:carol-draft"], ["k", "30023"]])
+    add(
+        "carol_deletes_draft",
+        "carol",
+        2 * HOUR + 500,
+        5,
+        [["a", f"30023:{PUBKEYS['carol']}:carol-draft"], ["k", "30023"]],
+    )
     gift_wrap("gift_wrap_3", "wrap3", 3 * HOUR - 1, "bob", on="X")
     # after the range
     add("after_range", "alice", 3 * HOUR, 1, [], "too late for this window")

@@ -31,8 +31,10 @@ snapshot_span as (
 
     select
         relay_url,
-        min(snapshot_hour) as first_snapshot_hour,
-        max(snapshot_hour) as last_snapshot_hour,
+        -- observed_at, not snapshot_hour: the hour label precedes the observation, and a relay
+        -- probed now must not look known since the start of the hour before.
+        min(observed_at) as first_observed_at,
+        max(observed_at) as last_observed_at,
         max(snapshot_hour) filter (where is_reachable) as last_reachable_hour
 
     from snapshots
@@ -92,8 +94,8 @@ final as (
         latest_geolocation.longitude,
         latest_geolocation.asn,
         latest_geolocation.as_organization,
-        least(catalog.first_seen_at, snapshot_span.first_snapshot_hour) as first_seen_at,
-        greatest(catalog.last_seen_at, snapshot_span.last_snapshot_hour) as last_seen_at,
+        least(catalog.first_seen_at, snapshot_span.first_observed_at) as first_seen_at,
+        greatest(catalog.last_seen_at, snapshot_span.last_observed_at) as last_seen_at,
         snapshot_span.last_reachable_hour
 
     from relays

@@ -3,7 +3,9 @@
 --        randomised up to two days back;
 --   13 seal (NIP-59): meant only inside a gift wrap, created_at randomised too;
 --   20000-29999 ephemeral (includes 22242 NIP-42 auth and 21059): relays do not store them, so
---        what we see is accidental.
+--        what we see is accidental;
+--   9735 zap receipt (NIP-57): signed by the recipient's Lightning wallet service, not by a
+--        person; the zapper and the zapped person appear through their own events.
 -- Events dated more than one hour after they were first seen are clock-skewed or forged
 -- timestamps: they would stretch the day spine into the future, so they are left out.
 
@@ -13,7 +15,7 @@ events as (
 
     select pubkey, created_at
     from {{ ref('int_events_deduplicated') }}
-    where kind not in (13, 1059)
+    where kind not in (13, 1059, 9735)
         and kind not between 20000 and 29999
         and created_at <= first_seen_at + interval 1 hour
 
