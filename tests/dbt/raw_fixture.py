@@ -118,20 +118,42 @@ def _snapshots() -> list[dict]:
     for hour, version in ((h10, "1.0.0"), (h11, "1.0.1"), (h12, "1.0.1")):
         rtt = 100 + 10 * (hour.hour - 10)
         rows.append(
-            {"snapshot_hour": hour, "relay_url": R1, "is_reachable": True, "rtt_open_ms": rtt,
-             "rtt_read_ms": 50.0, "connected_ip": "203.0.113.1",
-             **_nip11(STRFRY, version, [1, 2, 9, 11], False)}
+            {
+                "snapshot_hour": hour,
+                "relay_url": R1,
+                "is_reachable": True,
+                "rtt_open_ms": rtt,
+                "rtt_read_ms": 50.0,
+                "connected_ip": "203.0.113.1",
+                **_nip11(STRFRY, version, [1, 2, 9, 11], False),
+            }
         )
     for hour in (h10, h11):
         rows.append(
-            {"snapshot_hour": hour, "relay_url": R2, "is_reachable": True, "rtt_open_ms": 300.0,
-             "rtt_read_ms": 80.0, "connected_ip": "198.51.100.7",
-             **_nip11(RS_RELAY, "0.9.0", [1, 11, 42], True)}
+            {
+                "snapshot_hour": hour,
+                "relay_url": R2,
+                "is_reachable": True,
+                "rtt_open_ms": 300.0,
+                "rtt_read_ms": 80.0,
+                "connected_ip": "198.51.100.7",
+                **_nip11(RS_RELAY, "0.9.0", [1, 11, 42], True),
+            }
         )
-    rows.append({"snapshot_hour": h12, "relay_url": R2, "is_reachable": False,
-                 "error_class": "timeout"})
-    rows.append({"snapshot_hour": h12, "relay_url": R3, "is_reachable": True, "rtt_open_ms": 40.0,
-                 "rtt_read_ms": 20.0, "connected_ip": "192.0.2.9", "nip11_error": "404"})
+    rows.append(
+        {"snapshot_hour": h12, "relay_url": R2, "is_reachable": False, "error_class": "timeout"}
+    )
+    rows.append(
+        {
+            "snapshot_hour": h12,
+            "relay_url": R3,
+            "is_reachable": True,
+            "rtt_open_ms": 40.0,
+            "rtt_read_ms": 20.0,
+            "connected_ip": "192.0.2.9",
+            "nip11_error": "404",
+        }
+    )
     for row in rows:
         row["observed_at"] = row["snapshot_hour"] + timedelta(minutes=5)
     return rows
@@ -139,11 +161,26 @@ def _snapshots() -> list[dict]:
 
 def _geolocations() -> list[dict]:
     h10, h11, h12 = (_ts(h) for h in SNAPSHOT_HOURS)
-    de = {"relay_url": R1, "ip": "203.0.113.1", "country_code": "DE", "country_name": "Germany",
-          "city": "Frankfurt", "latitude": 50.1, "longitude": 8.7, "asn": 24940}
-    us = {"relay_url": R2, "ip": "198.51.100.7", "country_code": "US",
-          "country_name": "United States", "city": "Ashburn", "latitude": 39.0,
-          "longitude": -77.5, "asn": 16509}
+    de = {
+        "relay_url": R1,
+        "ip": "203.0.113.1",
+        "country_code": "DE",
+        "country_name": "Germany",
+        "city": "Frankfurt",
+        "latitude": 50.1,
+        "longitude": 8.7,
+        "asn": 24940,
+    }
+    us = {
+        "relay_url": R2,
+        "ip": "198.51.100.7",
+        "country_code": "US",
+        "country_name": "United States",
+        "city": "Ashburn",
+        "latitude": 39.0,
+        "longitude": -77.5,
+        "asn": 16509,
+    }
     return [{**de, "snapshot_hour": h} for h in (h10, h11, h12)] + [
         {**us, "snapshot_hour": h} for h in (h10, h11)
     ]
@@ -159,12 +196,21 @@ def _insert(conn: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> No
 def event_rows() -> list[dict]:
     rows = []
     for n, pubkey, created_at, kind, tags, seen_after in EVENTS:
-        rows.append({
-            "event_id": eid(n), "pubkey": pubkey, "created_at": created_at,
-            "created_hour": _hour(created_at), "kind": kind, "tags": json.dumps(tags),
-            "content": "+" if kind == 7 else f"event {n}", "sig": "0" * 128, "raw_json": "{}",
-            "first_seen_at": _ts(created_at + seen_after), "relay_count": len(_relays_of(n)),
-        })
+        rows.append(
+            {
+                "event_id": eid(n),
+                "pubkey": pubkey,
+                "created_at": created_at,
+                "created_hour": _hour(created_at),
+                "kind": kind,
+                "tags": json.dumps(tags),
+                "content": "+" if kind == 7 else f"event {n}",
+                "sig": "0" * 128,
+                "raw_json": "{}",
+                "first_seen_at": _ts(created_at + seen_after),
+                "relay_count": len(_relays_of(n)),
+            }
+        )
     return rows
 
 
@@ -175,17 +221,36 @@ def write_raw_fixture(path: Path) -> None:
         conn.execute("set TimeZone = 'UTC'")
         ensure_raw_tables(conn)
         catalog_seen = _ts(T0 - 7200)
-        _insert(conn, "relay_catalog", [
-            {"relay_url": r, "source": "bootstrap", "first_seen_at": catalog_seen,
-             "last_seen_at": _ts(T0 + 7200), "is_guarded": False} for r in (R1, R2, R3)
-        ])
+        _insert(
+            conn,
+            "relay_catalog",
+            [
+                {
+                    "relay_url": r,
+                    "source": "bootstrap",
+                    "first_seen_at": catalog_seen,
+                    "last_seen_at": _ts(T0 + 7200),
+                    "is_guarded": False,
+                }
+                for r in (R1, R2, R3)
+            ],
+        )
         events = event_rows()
         _insert(conn, "nostr_events", events)
-        _insert(conn, "event_relay_sightings", [
-            {"event_id": e["event_id"], "relay_url": relay, "created_hour": e["created_hour"],
-             "first_seen_at": e["first_seen_at"]}
-            for n, e in enumerate(events, start=1) for relay in _relays_of(n)
-        ])
+        _insert(
+            conn,
+            "event_relay_sightings",
+            [
+                {
+                    "event_id": e["event_id"],
+                    "relay_url": relay,
+                    "created_hour": e["created_hour"],
+                    "first_seen_at": e["first_seen_at"],
+                }
+                for n, e in enumerate(events, start=1)
+                for relay in _relays_of(n)
+            ],
+        )
         _insert(conn, "relay_snapshots", _snapshots())
         _insert(conn, "relay_geolocations", _geolocations())
     finally:

@@ -31,10 +31,21 @@ def dbt_build(db_path: Path, target_path: Path, *args: str) -> None:
     """Run `dbt build` in-process against ``db_path``; fail the test on any error."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NOSTR_DUCKDB_PATH", str(db_path))
-        result = dbtRunner().invoke([
-            "build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-            "--target-path", str(target_path), "--log-path", str(target_path), "--quiet", *args,
-        ])
+        result = dbtRunner().invoke(
+            [
+                "build",
+                "--project-dir",
+                str(PROJECT_DIR),
+                "--profiles-dir",
+                str(PROJECT_DIR),
+                "--target-path",
+                str(target_path),
+                "--log-path",
+                str(target_path),
+                "--quiet",
+                *args,
+            ]
+        )
     # dbt-duckdb keeps its DuckDB instance open in this process after the run; close it so the
     # test can open the file (DuckDB refuses a second instance with another configuration).
     if DuckDBConnectionManager._ENV is not None:
@@ -64,21 +75,31 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_events_hourly(built):
     db, _ = built
-    rows = query(db, "select event_hour, kind, events, distinct_authors "
-                     "from fct_events_hourly order by 1, 2")
+    rows = query(
+        db, "select event_hour, kind, events, distinct_authors from fct_events_hourly order by 1, 2"
+    )
     assert rows == [
         (datetime(2023, 12, 31, 10, tzinfo=UTC), 1059, 1, 1),  # #24, wrap dated a day back
         # hour 10: kind 0 #3; kind 1 #1 #2 (alice, bob); kind 3 #4 #5 (bob);
         # kind 5 #9 #10 #11 (carol, alice, bob); kind 7 #15 #16 #17 (dave, carol);
         # 1059 #13; 9735 #12; 22242 #14; 30023 #6 #7 #8 (alice, bob, carol)
-        (hour(1, 10), 0, 1, 1), (hour(1, 10), 1, 2, 2), (hour(1, 10), 3, 2, 1),
-        (hour(1, 10), 5, 3, 3), (hour(1, 10), 7, 3, 2), (hour(1, 10), 1059, 1, 1),
-        (hour(1, 10), 9735, 1, 1), (hour(1, 10), 22242, 1, 1), (hour(1, 10), 30023, 3, 3),
+        (hour(1, 10), 0, 1, 1),
+        (hour(1, 10), 1, 2, 2),
+        (hour(1, 10), 3, 2, 1),
+        (hour(1, 10), 5, 3, 3),
+        (hour(1, 10), 7, 3, 2),
+        (hour(1, 10), 1059, 1, 1),
+        (hour(1, 10), 9735, 1, 1),
+        (hour(1, 10), 22242, 1, 1),
+        (hour(1, 10), 30023, 3, 3),
         # hour 11: #19 kind 0, #18 kind 1, #20 kind 7, #21 9735
-        (hour(1, 11), 0, 1, 1), (hour(1, 11), 1, 1, 1), (hour(1, 11), 7, 1, 1),
+        (hour(1, 11), 0, 1, 1),
+        (hour(1, 11), 1, 1, 1),
+        (hour(1, 11), 7, 1, 1),
         (hour(1, 11), 9735, 1, 1),
         # hour 12: #23 9735, #22 30023
-        (hour(1, 12), 9735, 1, 1), (hour(1, 12), 30023, 1, 1),
+        (hour(1, 12), 9735, 1, 1),
+        (hour(1, 12), 30023, 1, 1),
         (hour(2, 9), 1, 2, 2),  # #25 bob, #26 eve
         (hour(11, 10), 1, 1, 1),  # #27, forged clock: still an event of that hour
     ]
@@ -102,16 +123,22 @@ def test_deletions_and_replaceable(built):
     db, _ = built
     # #10 (alice) deletes her #1; #9 (carol) deletes her article #8 by coordinate;
     # #11 (bob) targets carol's #18: ignored.
-    assert query(db, "select event_id, deletion_event_id, deleted_via from int_event_deletions "
-                     "order by 1") == [(eid(1), eid(10), "e"), (eid(8), eid(9), "a")]
-    assert query(db, "select count(*) filter (where is_deleted) from int_events_deduplicated"
-                 ) == [(2,)]
+    assert query(
+        db, "select event_id, deletion_event_id, deleted_via from int_event_deletions order by 1"
+    ) == [(eid(1), eid(10), "e"), (eid(8), eid(9), "a")]
+    assert query(db, "select count(*) filter (where is_deleted) from int_events_deduplicated") == [
+        (2,)
+    ]
     # alice 0 -> #19 (newer than #3); bob 3 -> #4 (tie with #5, lower id); alice intro -> #22;
     # bob-post -> #7; carol gone -> #8 (current but flagged deleted)
-    assert query(db, "select event_id, kind, d_tag, is_deleted from "
-                     "int_events_current_replaceable order by 1") == [
-        (eid(4), 3, "", False), (eid(7), 30023, "bob-post", False),
-        (eid(8), 30023, "gone", True), (eid(19), 0, "", False),
+    assert query(
+        db,
+        "select event_id, kind, d_tag, is_deleted from int_events_current_replaceable order by 1",
+    ) == [
+        (eid(4), 3, "", False),
+        (eid(7), 30023, "bob-post", False),
+        (eid(8), 30023, "gone", True),
+        (eid(19), 0, "", False),
         (eid(22), 30023, "intro", False),
     ]
 
@@ -120,8 +147,11 @@ def test_event_marts(built):
     db, _ = built
     # relay.one holds #1-#20, relay.two #11-#27: #11-#20 on both (10), 17 on one relay
     assert query(db, "select * from fct_event_replication order by 1") == [(1, 17), (2, 10)]
-    assert query(db, "select relay_url, events_held, round(share_of_events, 6), exclusive_events "
-                     "from fct_relay_coverage order by 1") == [
+    assert query(
+        db,
+        "select relay_url, events_held, round(share_of_events, 6), exclusive_events "
+        "from fct_relay_coverage order by 1",
+    ) == [
         (R1, 20, round(20 / 27, 6), 10),  # exclusive #1-#10
         (R2, 17, round(17 / 27, 6), 7),  # exclusive #21-#27
     ]
@@ -134,10 +164,11 @@ def test_event_marts(built):
     # current 30023 not deleted: #22 (published_at = T0 + 300, Jan 1) and #7 (Jan 1); #8 deleted
     assert query(db, "select * from fct_long_form_daily") == [(datetime(2024, 1, 1).date(), 2, 2)]
     # #15 (last e = #2) and #16 react to #2; #20 to #18; #17 targets the deleted #1
-    assert query(db, "select reaction_rank, event_id, author_pubkey, reactions, distinct_reactors "
-                     "from fct_top_reactions order by 1") == [
-        (1, eid(2), BOB, 2, 2), (2, eid(18), CAROL, 1, 1)
-    ]
+    assert query(
+        db,
+        "select reaction_rank, event_id, author_pubkey, reactions, distinct_reactors "
+        "from fct_top_reactions order by 1",
+    ) == [(1, eid(2), BOB, 2, 2), (2, eid(18), CAROL, 1, 1)]
     assert T0 == 1704103200 and ALICE == "a" * 64
 
 
@@ -146,25 +177,36 @@ def test_relay_marts(built):
     # latest snapshot 12:00: relay.one reachable, strfry 1.0.1, DE; relay.two down, its latest
     # NIP-11 (11:00) says nostr-rs-relay 0.9.0, paid + auth, US; relay.three reachable, no
     # NIP-11, not located
-    assert query(db, "select relay_url, is_reachable, has_nip11, software_version, "
-                     "supported_nips, is_payment_required, country_code, city, asn "
-                     "from dim_relays order by 1") == [
+    assert query(
+        db,
+        "select relay_url, is_reachable, has_nip11, software_version, "
+        "supported_nips, is_payment_required, country_code, city, asn "
+        "from dim_relays order by 1",
+    ) == [
         (R1, True, True, "1.0.1", [1, 2, 9, 11], False, "DE", "Frankfurt", 24940),
         ("wss://relay.three", True, False, None, None, None, None, None, None),
         (R2, False, True, "0.9.0", [1, 11, 42], True, "US", "Ashburn", 16509),
     ]
     assert query(db, "select * from fct_relays_by_country order by 1") == [
-        ("DE", "Germany", 1, 50.1, 8.7), ("ZZ", "Unknown", 1, None, None)
+        ("DE", "Germany", 1, 50.1, 8.7),
+        ("ZZ", "Unknown", 1, None, None),
     ]
     # 2 relays with NIP-11: NIP 1 and 11 on both; 2 and 9 on relay.one; 42 on relay.two
-    assert query(db, "select nip, relays_supporting, relays_with_nip11 from fct_nip_support "
-                     "order by 1") == [(1, 2, 2), (2, 1, 2), (9, 1, 2), (11, 2, 2), (42, 1, 2)]
-    assert query(db, "select software_version, relays from fct_software_adoption order by 1"
-                 ) == [("0.9.0", 1), ("1.0.1", 1)]
+    assert query(
+        db, "select nip, relays_supporting, relays_with_nip11 from fct_nip_support order by 1"
+    ) == [(1, 2, 2), (2, 1, 2), (9, 1, 2), (11, 2, 2), (42, 1, 2)]
+    assert query(db, "select software_version, relays from fct_software_adoption order by 1") == [
+        ("0.9.0", 1),
+        ("1.0.1", 1),
+    ]
     # relay.two: up 10:00, 11:00, down 12:00 -> uptime 2/3 over its 3 snapshots
-    assert query(db, "select snapshot_hour, is_reachable, uptime_24h, snapshots_24h "
-                     f"from fct_relay_health_hourly where relay_url = '{R2}' order by 1") == [
-        (hour(1, 10), True, 1.0, 1), (hour(1, 11), True, 1.0, 2),
+    assert query(
+        db,
+        "select snapshot_hour, is_reachable, uptime_24h, snapshots_24h "
+        f"from fct_relay_health_hourly where relay_url = '{R2}' order by 1",
+    ) == [
+        (hour(1, 10), True, 1.0, 1),
+        (hour(1, 11), True, 1.0, 2),
         (hour(1, 12), False, pytest.approx(2 / 3), 3),
     ]
     assert query(db, "select count(*) from fct_relay_health_hourly") == [(7,)]
@@ -185,11 +227,15 @@ def test_window_rebuild_is_idempotent_and_bounded(built, tmp_path):
     # meanwhile a late kind-1 note landed in 10:00, outside the window
     conn.execute(f"delete from raw.event_relay_sightings where event_id = '{eid(19)}'")
     conn.execute(f"delete from raw.nostr_events where event_id = '{eid(19)}'")
-    conn.execute(f"update raw.relay_snapshots set is_reachable = false where relay_url = '{R1}' "
-                 "and snapshot_hour = timestamptz '2024-01-01 11:00:00+00'")
-    conn.execute("insert into raw.nostr_events select '" + eid(99) + "', pubkey, created_at, "
-                 "created_hour, kind, tags, content, sig, raw_json, first_seen_at, relay_count "
-                 f"from raw.nostr_events where event_id = '{eid(2)}'")
+    conn.execute(
+        f"update raw.relay_snapshots set is_reachable = false where relay_url = '{R1}' "
+        "and snapshot_hour = timestamptz '2024-01-01 11:00:00+00'"
+    )
+    conn.execute(
+        "insert into raw.nostr_events select '" + eid(99) + "', pubkey, created_at, "
+        "created_hour, kind, tags, content, sig, raw_json, first_seen_at, relay_count "
+        f"from raw.nostr_events where event_id = '{eid(2)}'"
+    )
     conn.close()
 
     vars_arg = f"{{window_start: '{WINDOW['window_start']}', window_end: '{WINDOW['window_end']}'}}"
