@@ -72,7 +72,7 @@ class NostrCrawlerResource(dg.ConfigurableResource):
     idle_timeout_s: float = 15.0
     total_timeout_s: float = 300.0
     concurrency: int = 16  # relay connections open at once
-    hours_in_flight: int = 4  # hours of a backfill fetched at once
+    hours_in_flight: int = 8  # hours of a backfill fetched (or waiting to land) at once
     page_limit: int = 500
     max_frame_bytes: int = 2**20
     allow_private_addresses: bool = False

@@ -85,17 +85,19 @@ def sighting_rows(
     return pa.Table.from_pydict(columns, schema=_SIGHTING_SCHEMA)
 
 
-def crawl_rows(result) -> tuple[pa.Table, pa.Table]:
-    """The events and sightings rows of one ``crawler.CrawlResult``."""
+def crawl_rows(results) -> tuple[pa.Table, pa.Table]:
+    """The events and sightings rows of ``crawler.CrawlResult``s (windows that do not overlap)."""
     first_seen: dict[str, float] = {}
-    for sighting in result.sightings:
+    events = [e for result in results for e in result.events]
+    all_sightings = [s for result in results for s in result.sightings]
+    for sighting in all_sightings:
         earlier = first_seen.get(sighting.event_id, sighting.first_seen_at)
         first_seen[sighting.event_id] = min(sighting.first_seen_at, earlier)
-    created = {e.id: e.created_at for e in result.events}
+    created = {e.id: e.created_at for e in events}
     sightings = sighting_rows(
-        ((s.event_id, s.relay_url, s.first_seen_at) for s in result.sightings), created
+        ((s.event_id, s.relay_url, s.first_seen_at) for s in all_sightings), created
     )
-    return event_rows(result.events, first_seen), sightings
+    return event_rows(events, first_seen), sightings
 
 
 def land_window(

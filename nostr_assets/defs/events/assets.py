@@ -16,7 +16,13 @@ from nostr_assets.defs.relays.relay_list import contactable_relays
 from nostr_assets.defs.resources import NostrCrawlerResource
 from nostr_assets.lib.crawler import CrawlResult
 from nostr_assets.lib.event_landing import crawl_rows, land_window
-from nostr_assets.lib.hourly_fetch import HOUR, LandedHour, fetch_hours, hours_between
+from nostr_assets.lib.hourly_fetch import (
+    HOUR,
+    CrawledHour,
+    LandedBatch,
+    fetch_hours,
+    hours_between,
+)
 
 EVENTS = dg.AssetKey(["raw", "nostr_events"])
 SIGHTINGS = dg.AssetKey(["raw", "event_relay_sightings"])
@@ -174,14 +180,19 @@ class _Summary:
     hours_without_relay: list[str] = field(default_factory=list)
     fetch_wall_seconds: float = 0.0
 
-    def add(self, landed: LandedHour) -> None:
-        self.totals["events"] += landed.events
-        self.totals["sightings"] += landed.sightings
-        self.totals["crawl_seconds"] += landed.crawl_seconds
-        self.totals["land_seconds"] += landed.land_seconds
-        stats = landed.result.relay_stats
+    def add(self, batch: LandedBatch) -> None:
+        self.totals["events"] += batch.events
+        self.totals["sightings"] += batch.sightings
+        self.totals["land_seconds"] += batch.land_seconds
+        self.totals["land_transactions"] += 1
+        for crawled in batch.hours:
+            self.totals["crawl_seconds"] += crawled.crawl_seconds
+            self._add_relay_stats(crawled)
+
+    def _add_relay_stats(self, crawled: CrawledHour) -> None:
+        stats = crawled.result.relay_stats
         if not any(s.eose_received or not s.error_class for s in stats):
-            self.hours_without_relay.append(f"{landed.hour:%Y-%m-%d %H:00}")
+            self.hours_without_relay.append(f"{crawled.hour:%Y-%m-%d %H:00}")
         for s in stats:
             self.invalid.update(s.invalid)
             row = self.per_relay.setdefault(
@@ -203,14 +214,14 @@ class _Summary:
 
 
 def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource) -> _Summary:
-    def land(hour: datetime, fetched_at: datetime, result: CrawlResult) -> tuple[int, int]:
-        events, sightings = crawl_rows(result)
-        stats = _stats_rows(hour, fetched_at, result)
-        return land_window(conn, hour, hour + HOUR, events, sightings, stats)
+    def land(batch: list[CrawledHour]) -> tuple[int, int]:
+        events, sightings = crawl_rows([crawled.result for crawled in batch])
+        stats = pa.concat_tables([_stats_rows(c.hour, c.fetched_at, c.result) for c in batch])
+        return land_window(conn, batch[0].hour, batch[-1].hour + HOUR, events, sightings, stats)
 
     summary = _Summary()
     started = time.perf_counter()
-    landed_hours = _run_async(
+    batches = _run_async(
         fetch_hours(
             relays,
             hours,
@@ -221,13 +232,19 @@ def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource)
             land=land,
         )
     )
-    for done, landed in enumerate(landed_hours, start=1):
-        summary.add(landed)
-        failed = sum(1 for s in landed.result.relay_stats if s.error_class)
-        context.log.info(
-            f"[{done}/{len(hours)}] {landed.hour:%Y-%m-%d %H:00}: "
-            f"{len(landed.result.events)} events, {failed} relays failed"
-        )
+    done = 0
+    # Each log line is an event-log write: about 20 progress lines, whatever the range.
+    log_every = max(1, len(hours) // 20)
+    for batch in batches:
+        summary.add(batch)
+        previous, done = done, done + len(batch.hours)
+        if done // log_every != previous // log_every or done == len(hours):
+            last = batch.hours[-1]
+            context.log.info(
+                f"[{done}/{len(hours)} hours] up to {last.hour:%Y-%m-%d %H:00}: "
+                f"{summary.totals['events']} events stored, "
+                f"{sum(1 for s in last.result.relay_stats if s.error_class)} relays failed"
+            )
     summary.fetch_wall_seconds = time.perf_counter() - started
     return summary
 
@@ -242,6 +259,7 @@ def _results(summary: _Summary, hours: int):
         "fetch_wall_seconds": round(summary.fetch_wall_seconds, 3),
         "crawl_seconds": round(summary.totals["crawl_seconds"], 3),
         "land_seconds": round(summary.totals["land_seconds"], 3),
+        "land_transactions": summary.totals["land_transactions"],
         "relays_reached": len(per_relay) - failed,
         "relays_failed": failed,
         "possibly_truncated_relays": sum(1 for r in per_relay.values() if r["truncated"]),
