@@ -75,6 +75,34 @@ def latest_fetch_metadata(home: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def relay_ceiling(relay_url: str) -> tuple[int, float]:
+    """Events/s the relay can serve at all: the same hourly fetch, verified, but not landed."""
+    import asyncio
+
+    from nostr_assets.lib.hourly_fetch import fetch_hours, hours_between
+    from nostr_assets.lib.relay_client import ClientConfig
+
+    hours = hours_between(WEEK_START, WEEK_START + timedelta(hours=HOURS))
+
+    async def fetch_all() -> int:
+        total = 0
+        async for batch in fetch_hours(
+            [relay_url],
+            hours,
+            None,
+            config=ClientConfig(allow_private=True),
+            concurrency=16,
+            hours_in_flight=8,
+            land=lambda b: (sum(len(c.result.events) for c in b), 0),
+        ):
+            total += batch.events
+        return total
+
+    started = time.perf_counter()
+    total = asyncio.run(fetch_all())
+    return total, time.perf_counter() - started
+
+
 def relay_event_count(sqlite_path: Path) -> int:
     import sqlite3
 
@@ -121,6 +149,7 @@ def main() -> None:
             "NOSTR_ALLOW_PRIVATE_ADDRESSES": "1",
         }
         try:
+            ceiling_events, ceiling_s = relay_ceiling(relay.url)
             dagster(env, "--select", "raw/relay_catalog")
             last = WEEK_START + timedelta(hours=HOURS - 1)
             week_wall = dagster(
@@ -151,6 +180,7 @@ def main() -> None:
     figures = {
         "events": landed,
         "events_held_by_relay": held,
+        "relay_ceiling_events_per_s": round(ceiling_events / ceiling_s),
         "week_run_wall_s": round(week_wall, 2),
         "week_fetch_and_land_s": round(fetch, 2),
         "week_outside_fetch_and_land_s": round(outside, 2),
@@ -165,6 +195,10 @@ def main() -> None:
     print(
         f"relay holds {held:,} events; landed {landed:,} "
         f"({'complete' if held == landed else 'INCOMPLETE'})"
+    )
+    print(
+        f"relay ceiling: the relay serves {figures['relay_ceiling_events_per_s']:,} events/s "
+        "to the same verified hourly fetch without landing (nostr-relay is Python, one core)"
     )
     print(
         f"week backfill: {landed:,} events in ONE run of {week_wall:.1f} s "
