@@ -1,6 +1,7 @@
 """Schedules and sensors: the hour just closed, late events two days on, and new relays."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -58,6 +59,8 @@ def late_events_sensor(context: dg.SensorEvaluationContext):
     key = late_partition_key(datetime.now(UTC))
     if key < hourly_partitions.get_first_partition_key():
         return dg.SkipReason(f"{key} is before the first partition")
+    if catalog_size() == 0:
+        return dg.SkipReason("the relay catalog is empty: materialise raw/relay_catalog first")
     # The run key makes each hour's re-fetch happen once, however often the sensor ticks.
     return dg.RunRequest(run_key=f"late-events-{key}", partition_key=key)
 
@@ -95,6 +98,21 @@ def relay_discovery_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason(f"no new relays among {len(discovered)} discovered")
     context.log.info(f"{len(new)} new relays, e.g. {new[:5]}")
     return dg.RunRequest(run_key=f"discovered-{len(known)}-{new[0]}")
+
+
+def catalog_size() -> int | None:
+    """Relays in the catalog; 0 when there is no warehouse yet, None when it is busy (a
+    writer holds DuckDB's lock), in which case callers go ahead and let the run queue."""
+    path = database_path_value()
+    if not Path(path).exists():
+        return 0
+    try:
+        with duckdb.connect(path, read_only=True) as conn:
+            return conn.execute("select count(*) from raw.relay_catalog").fetchone()[0]
+    except duckdb.CatalogException:
+        return 0
+    except duckdb.IOException:
+        return None
 
 
 def database_path_value() -> str:

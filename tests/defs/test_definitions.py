@@ -19,6 +19,7 @@ from nostr_assets.defs import automation
 from nostr_assets.defs.partitions import hourly_partitions
 from nostr_assets.lib.event import sign_event
 from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
+from nostr_assets.lib.warehouse import ensure_raw_tables
 
 RAW_HOURLY = [
     "relay_snapshots",
@@ -90,8 +91,18 @@ def test_schedule_requests_the_hour_just_closed(defs):
     assert [r.partition_key for r in requests] == ["2024-03-05-13:00"]
 
 
-def test_late_events_sensor_refetches_48_hours_back():
+def test_late_events_sensor_refetches_48_hours_back(tmp_path, monkeypatch):
+    database = tmp_path / "nostr.duckdb"
+    monkeypatch.setenv("NOSTR_DUCKDB_PATH", str(database))
     context = dg.build_sensor_context()
+    skipped = automation.late_events_sensor(context)
+    assert isinstance(skipped, dg.SkipReason) and "catalog is empty" in skipped.skip_message
+    with duckdb.connect(str(database)) as conn:
+        ensure_raw_tables(conn)
+        conn.execute(
+            "insert into raw.relay_catalog values ('wss://relay.example.com', "
+            "'bootstrap', now(), now(), false, null)"
+        )
     request = automation.late_events_sensor(context)
     expected = automation.late_partition_key(datetime.now(UTC))
     assert request.partition_key == expected
