@@ -13,33 +13,25 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import duckdb
-import pyarrow as pa
+import msgspec
 
 from nostr_assets.lib.event import Event, encode_event
-from nostr_assets.lib.warehouse import RAW_SCHEMA, ensure_raw_tables
+from nostr_assets.lib.warehouse import RAW_SCHEMA, Rows, arrow_table
 
-_EVENT_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("pubkey", pa.string()),
-        ("created_at", pa.int64()),
-        ("created_hour", pa.timestamp("us", tz="UTC")),
-        ("kind", pa.int32()),
-        ("tags", pa.string()),
-        ("content", pa.string()),
-        ("sig", pa.string()),
-        ("raw_json", pa.string()),
-        ("first_seen_at", pa.timestamp("us", tz="UTC")),
-    ]
+EVENT_COLUMNS = (
+    "event_id",
+    "pubkey",
+    "created_at",
+    "created_hour",
+    "kind",
+    "tags",
+    "content",
+    "sig",
+    "raw_json",
+    "first_seen_at",
 )
-_SIGHTING_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("relay_url", pa.string()),
-        ("created_hour", pa.timestamp("us", tz="UTC")),
-        ("first_seen_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+SIGHTING_COLUMNS = ("event_id", "relay_url", "created_hour", "first_seen_at")
+Columns = dict[str, list]
 
 
 def hour_of(created_at: int) -> datetime:
@@ -50,11 +42,10 @@ def _ts(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def event_rows(events: Iterable[Event], first_seen: dict[str, float]) -> pa.Table:
-    import msgspec
-
+def event_rows(events: Iterable[Event], first_seen: dict[str, float]) -> Columns:
+    """raw.nostr_events columns (relay_count is computed while landing)."""
     encode = msgspec.json.encode
-    columns: dict[str, list] = {name: [] for name in _EVENT_SCHEMA.names}
+    columns: Columns = {name: [] for name in EVENT_COLUMNS}
     for ev in events:
         columns["event_id"].append(ev.id)
         columns["pubkey"].append(ev.pubkey)
@@ -66,14 +57,15 @@ def event_rows(events: Iterable[Event], first_seen: dict[str, float]) -> pa.Tabl
         columns["sig"].append(ev.sig)
         columns["raw_json"].append(encode_event(ev).decode())
         columns["first_seen_at"].append(_ts(first_seen[ev.id]))
-    return pa.Table.from_pydict(columns, schema=_EVENT_SCHEMA)
+    return columns
 
 
 def sighting_rows(
     sightings: Iterable[tuple[str, str, float]], created_at_by_id: dict[str, int]
-) -> pa.Table:
-    """Rows of (event_id, relay_url, first_seen_at seconds) for events in ``created_at_by_id``."""
-    columns: dict[str, list] = {name: [] for name in _SIGHTING_SCHEMA.names}
+) -> Columns:
+    """raw.event_relay_sightings columns for (event_id, relay_url, first seen) of events in
+    ``created_at_by_id``."""
+    columns: Columns = {name: [] for name in SIGHTING_COLUMNS}
     for event_id, relay_url, seen_at in sightings:
         created_at = created_at_by_id.get(event_id)
         if created_at is None:
@@ -82,10 +74,10 @@ def sighting_rows(
         columns["relay_url"].append(relay_url)
         columns["created_hour"].append(hour_of(created_at))
         columns["first_seen_at"].append(_ts(seen_at))
-    return pa.Table.from_pydict(columns, schema=_SIGHTING_SCHEMA)
+    return columns
 
 
-def crawl_rows(results) -> tuple[pa.Table, pa.Table]:
+def crawl_rows(results) -> tuple[Columns, Columns]:
     """The events and sightings rows of ``crawler.CrawlResult``s (windows that do not overlap)."""
     first_seen: dict[str, float] = {}
     events = [e for result in results for e in result.events]
@@ -104,16 +96,19 @@ def land_window(
     conn: duckdb.DuckDBPyConnection,
     start: datetime,
     end: datetime,
-    events: pa.Table,
-    sightings: pa.Table,
-    fetch_stats: pa.Table | None = None,
+    events: Rows,
+    sightings: Rows,
+    fetch_stats: Rows | None = None,
 ) -> tuple[int, int]:
     """Merge one window's events and sightings into the raw tables; return the window's totals.
 
     ``fetch_stats`` (rows for raw.relay_fetch_stats) replace the window's earlier stats: they
     describe the latest fetch, not an accumulation.
     """
-    ensure_raw_tables(conn)
+    events = arrow_table(conn, "nostr_events", events)
+    sightings = arrow_table(conn, "event_relay_sightings", sightings)
+    if fetch_stats is not None:
+        fetch_stats = arrow_table(conn, "relay_fetch_stats", fetch_stats)
     raw = RAW_SCHEMA
     window = [start, end]
     conn.execute("begin transaction")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import duckdb
+import pyarrow as pa
 
 RAW_SCHEMA = "raw"
 
@@ -125,13 +126,37 @@ def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(f"create table if not exists {RAW_SCHEMA}.{table} ({columns})")
 
 
+Rows = pa.Table | list[dict] | dict[str, list]
+
+
+def arrow_table(conn: duckdb.DuckDBPyConnection, table: str, rows: Rows) -> pa.Table:
+    """``rows`` (dicts, or columns) as Arrow typed by the raw table's own DDL.
+
+    Asking DuckDB for the schema keeps ``RAW_TABLES`` the only place a column type is written;
+    the columns ``rows`` leaves out (computed while landing) are simply not in the result.
+    """
+    if isinstance(rows, pa.Table):
+        return rows
+    ensure_raw_tables(conn)
+    full = conn.execute(f"select * from {RAW_SCHEMA}.{table} limit 0").to_arrow_table().schema
+    names = (
+        list(rows) if isinstance(rows, dict) else [n for n in full.names if rows and n in rows[0]]
+    )
+    if isinstance(rows, list) and not rows:
+        names = full.names
+    schema = pa.schema([full.field(name) for name in names])
+    if isinstance(rows, dict):
+        return pa.Table.from_pydict(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def replace_window(
     conn: duckdb.DuckDBPyConnection,
     table: str,
     time_column: str,
     start: datetime,
     end: datetime,
-    rows,  # a pyarrow.Table or polars.DataFrame with the table's columns
+    rows: Rows,
 ) -> int:
     """Delete ``[start, end)`` of ``table`` and insert ``rows`` in one transaction.
 
@@ -140,7 +165,7 @@ def replace_window(
     """
     if table not in RAW_TABLES:
         raise ValueError(f"unknown raw table {table!r}")
-    ensure_raw_tables(conn)
+    rows = arrow_table(conn, table, rows)
     conn.execute("begin transaction")
     try:
         conn.execute(

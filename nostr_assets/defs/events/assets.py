@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import dagster as dg
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
@@ -32,30 +31,9 @@ FETCH_STATS = dg.AssetKey(["raw", "relay_fetch_stats"])
 # forgeries at scale) and the marts must not be rebuilt from the partition.
 MIN_VALID_SHARE = 0.5
 
-_STATS_SCHEMA = pa.schema(
-    [
-        ("created_hour", pa.timestamp("us", tz="UTC")),
-        ("relay_url", pa.string()),
-        ("fetched_at", pa.timestamp("us", tz="UTC")),
-        ("events", pa.int32()),
-        ("duplicates", pa.int32()),
-        ("invalid_ids", pa.int32()),
-        ("invalid_signatures", pa.int32()),
-        ("invalid_other", pa.int32()),
-        ("bad_frames", pa.int32()),
-        ("pages", pa.int32()),
-        ("possibly_truncated", pa.bool_()),
-        ("eose_received", pa.bool_()),
-        ("closed_prefix", pa.string()),
-        ("bytes_received", pa.int64()),
-        ("time_to_open_ms", pa.float64()),
-        ("time_to_first_event_ms", pa.float64()),
-        ("error_class", pa.string()),
-    ]
-)
 
-
-def _stats_rows(hour: datetime, fetched_at: datetime, result: CrawlResult) -> pa.Table:
+def _stats_rows(hour: datetime, fetched_at: datetime, result: CrawlResult) -> list[dict]:
+    """raw.relay_fetch_stats rows: one per relay for the hour."""
     rows = []
     for s in result.relay_stats:
         invalid_other = sum(s.invalid.values()) - s.invalid_ids - s.invalid_signatures
@@ -80,7 +58,7 @@ def _stats_rows(hour: datetime, fetched_at: datetime, result: CrawlResult) -> pa
                 "error_class": s.error_class,
             }
         )
-    return pa.Table.from_pylist(rows, schema=_STATS_SCHEMA)
+    return rows
 
 
 def _worst_relays_markdown(stats: list[dict], limit: int = 10) -> str:
@@ -216,7 +194,7 @@ class _Summary:
 def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource) -> _Summary:
     def land(batch: list[CrawledHour]) -> tuple[int, int]:
         events, sightings = crawl_rows([crawled.result for crawled in batch])
-        stats = pa.concat_tables([_stats_rows(c.hour, c.fetched_at, c.result) for c in batch])
+        stats = [row for c in batch for row in _stats_rows(c.hour, c.fetched_at, c.result)]
         return land_window(conn, batch[0].hour, batch[-1].hour + HOUR, events, sightings, stats)
 
     summary = _Summary()

@@ -3,7 +3,6 @@
 from collections import Counter
 
 import dagster as dg
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
@@ -28,25 +27,6 @@ asn_database = dg.AssetSpec(
     "MAXMIND_LICENSE_KEY was set for `make geoip`; path from NOSTR_GEOIP_ASN_DB. Optional.",
     group_name="geoip",
     kinds={"mmdb"},
-)
-
-_SCHEMA = pa.schema(
-    [
-        ("snapshot_hour", pa.timestamp("us", tz="UTC")),
-        ("relay_url", pa.string()),
-        ("ip", pa.string()),
-        ("country_code", pa.string()),
-        ("country_name", pa.string()),
-        ("city", pa.string()),
-        ("latitude", pa.float64()),
-        ("longitude", pa.float64()),
-        ("asn", pa.int64()),
-        ("as_organization", pa.string()),
-        ("city_db_edition", pa.string()),
-        ("city_db_built_at", pa.timestamp("us", tz="UTC")),
-        ("asn_db_edition", pa.string()),
-        ("asn_db_built_at", pa.timestamp("us", tz="UTC")),
-    ]
 )
 
 
@@ -105,9 +85,8 @@ def relay_geolocations(
                     "asn_db_built_at": geo.asn_db_built_at,
                 }
             )
-    table = pa.Table.from_pylist(rows, schema=_SCHEMA)
     with duckdb.get_connection() as conn:
-        replace_window(conn, "relay_geolocations", "snapshot_hour", window.start, window.end, table)
+        replace_window(conn, "relay_geolocations", "snapshot_hour", window.start, window.end, rows)
 
     countries = Counter(r["country_code"] for r in rows if r["country_code"])
     return dg.MaterializeResult(

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import msgspec
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
@@ -36,41 +35,6 @@ def refused_hours(start: datetime, end: datetime, now: datetime) -> list[datetim
             hours.append(hour)
         hour += timedelta(hours=1)
     return hours
-
-
-_SCHEMA = pa.schema(
-    [
-        ("snapshot_hour", pa.timestamp("us", tz="UTC")),
-        ("relay_url", pa.string()),
-        ("observed_at", pa.timestamp("us", tz="UTC")),
-        ("observation_source", pa.string()),
-        ("monitor_pubkey", pa.string()),
-        ("dns_addresses", pa.list_(pa.string())),
-        ("connected_ip", pa.string()),
-        ("is_reachable", pa.bool_()),
-        ("error_class", pa.string()),
-        ("error_message", pa.string()),
-        ("rtt_open_ms", pa.float64()),
-        ("rtt_read_ms", pa.float64()),
-        ("rtt_nip11_ms", pa.float64()),
-        ("nip11_status_code", pa.int32()),
-        ("nip11_raw", pa.string()),
-        ("nip11_error", pa.string()),
-        ("relay_name", pa.string()),
-        ("relay_description", pa.string()),
-        ("relay_pubkey", pa.string()),
-        ("relay_contact", pa.string()),
-        ("software", pa.string()),
-        ("software_version", pa.string()),
-        ("supported_nips", pa.list_(pa.int32())),
-        ("max_limit", pa.int64()),
-        ("max_message_length", pa.int64()),
-        ("max_subscriptions", pa.int64()),
-        ("payment_required", pa.bool_()),
-        ("auth_required", pa.bool_()),
-        ("restricted_writes", pa.bool_()),
-    ]
-)
 
 
 def snapshot_row(hour: datetime, probe: RelayProbe) -> dict:
@@ -113,7 +77,6 @@ def nip66_row(hour: datetime, report: MonitorReport) -> dict:
     """A past hour's row from a monitor's report: only what the report says, nothing more."""
     info = report.info
     return {
-        **{name: None for name in _SCHEMA.names},
         "snapshot_hour": hour,
         "relay_url": report.relay_url,
         "observed_at": datetime.fromtimestamp(report.observed_at, UTC),
@@ -121,6 +84,13 @@ def nip66_row(hour: datetime, report: MonitorReport) -> dict:
         "monitor_pubkey": report.monitor_pubkey,
         # NIP-66 monitors publish a discovery event only for a relay they found online.
         "is_reachable": True,
+        # What only our own probe can know about that hour stays unknown.
+        "dns_addresses": None,
+        "connected_ip": None,
+        "error_class": None,
+        "error_message": None,
+        "rtt_nip11_ms": None,
+        "nip11_status_code": None,
         "rtt_open_ms": report.rtt_open_ms,
         "rtt_read_ms": report.rtt_read_ms,
         "nip11_raw": report.nip11_raw,
@@ -214,9 +184,8 @@ def relay_snapshots(
             f"events (kind 30166) already stored: {reported} relay report(s). Relays no "
             "monitor reported have no row for those hours (unknown, not unreachable)."
         )
-    table = pa.Table.from_pylist(rows, schema=_SCHEMA)
     with duckdb.get_connection() as conn:
-        replace_window(conn, "relay_snapshots", "snapshot_hour", window.start, window.end, table)
+        replace_window(conn, "relay_snapshots", "snapshot_hour", window.start, window.end, rows)
 
     reachable = [p for p in probes if p.reachable]
     errors = Counter(p.error_class for p in probes if not p.reachable)
