@@ -25,19 +25,16 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-import msgspec
-
-from nostr_assets.lib.event import MAX_CREATED_AT, MAX_KIND, Event, InvalidEvent, decode_event
+from nostr_assets.lib.event import Event, InvalidEvent, decode_event
 from nostr_assets.lib.ingest import IngestState
-from nostr_assets.lib.messages import BadFrame, EventMessage, decode_relay_message
-
-# The whole `["EVENT", sub, {...}]` frame in one pass, straight into ``Event``; the bounds and
-# hex checks msgspec would do through Python's `re` anyway (3 µs a frame) are done below instead.
-_event_frame = msgspec.json.Decoder(tuple[Literal["EVENT"], str, Event])
-# id + pubkey + sig, once their lengths (64, 64, 128) are known to be right.
-_HEX_256 = re.compile(r"[0-9a-f]{256}")
+from nostr_assets.lib.messages import (
+    BadFrame,
+    EventMessage,
+    decode_event_frame,
+    decode_relay_message,
+)
 
 # `["EVENT","<printable ASCII without quote or backslash>",` : a subscription id that is valid
 # JSON as it stands, so a known event text after it makes the whole frame valid JSON.
@@ -121,22 +118,11 @@ class FrameIngestor:
                         if len(text) == size and frame.startswith(text, start):
                             self.state.accept(relay_url, event, seen_at)
                             return
-        try:
-            event = _event_frame.decode(frame)[2]
-        except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
+        decoded = decode_event_frame(frame)
+        if decoded is None:  # anything odd takes the precise path, which names the reason
             self._precise(relay_url, frame, seen_at)
             return
-        # Exactly what decode_event checks beyond the types; anything odd takes the precise path.
-        if not (
-            0 <= event.created_at <= MAX_CREATED_AT
-            and 0 <= event.kind <= MAX_KIND
-            and len(event.id) == 64
-            and len(event.pubkey) == 64
-            and len(event.sig) == 128
-            and _HEX_256.fullmatch(event.id + event.pubkey + event.sig)
-        ):
-            self._precise(relay_url, frame, seen_at)
-            return
+        event = decoded[1]
         state = self.state
         # `key` came from a regex and might name a nested object's id: hence the last check.
         if (

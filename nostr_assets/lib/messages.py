@@ -7,12 +7,13 @@ event itself is parsed by ``event.decode_event`` so that its refusal reason is p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from nostr_assets.lib.event import Event
+from nostr_assets.lib.event import MAX_CREATED_AT, MAX_KIND, Event
 
 BAD_FRAME_REASONS = ("not_json", "not_an_array", "unknown_type", "bad_shape", "too_large")
 
@@ -169,6 +170,34 @@ def decode_relay_message(frame: bytes | str, max_bytes: int | None = None) -> Re
     if kind in ("EVENT", "EOSE", "CLOSED", "NOTICE", "OK", "AUTH", "COUNT"):
         raise BadFrame("bad_shape", f"{kind} with {n} elements")
     raise BadFrame("unknown_type", kind[:32])
+
+
+# The whole `["EVENT", sub, {...}]` frame in one pass, straight into ``Event``; the bounds and
+# hex checks msgspec would do through Python's `re` anyway (3 us a frame) are done below instead.
+_event_frame = msgspec.json.Decoder(tuple[Literal["EVENT"], str, Event])
+# id + pubkey + sig, once their lengths (64, 64, 128) are known to be right.
+_HEX_256 = re.compile(r"[0-9a-f]{256}")
+
+
+def decode_event_frame(frame: bytes | str) -> tuple[str, Event] | None:
+    """The fast path for the frame relays send most: ``(subscription id, event)`` when the
+    frame is a well-formed EVENT whose event passes every structural check of
+    ``event.decode_event``; None for anything else, which then goes through
+    ``decode_relay_message`` and ``decode_event`` so that a refusal gets its exact reason."""
+    try:
+        _, subscription_id, event = _event_frame.decode(frame)
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
+        return None
+    if (
+        0 <= event.created_at <= MAX_CREATED_AT
+        and 0 <= event.kind <= MAX_KIND
+        and len(event.id) == 64
+        and len(event.pubkey) == 64
+        and len(event.sig) == 128
+        and _HEX_256.fullmatch(event.id + event.pubkey + event.sig)
+    ):
+        return subscription_id, event
+    return None
 
 
 def encode_relay_message(message: RelayMessage | tuple) -> bytes:
