@@ -123,7 +123,7 @@ def land_window(
             from (
                 select * from {raw}.event_relay_sightings
                 where created_hour >= $1 and created_hour < $2
-                union all
+                union all by name
                 select * from incoming_sightings
             )
             group by event_id, relay_url
@@ -136,7 +136,7 @@ def land_window(
             with candidates as (
                 select * exclude (relay_count) from {raw}.nostr_events
                 where created_hour >= $1 and created_hour < $2
-                union all
+                union all by name
                 select * from incoming_events
             ),
             earliest as (
