@@ -178,26 +178,22 @@ def encode_event(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
-def _raw_schnorr_verifier():
-    """libsecp256k1's verify called through coincurve's own cffi handle, or None.
+def _libsecp256k1_verify():
+    """libsecp256k1's schnorrsig_verify and its context, through coincurve's own cffi handle.
 
     ``PublicKeyXOnly.verify`` wraps the same C call in argument checks that cost about 3 us of
-    the 32 per event; the lengths it checks are already guaranteed by ``decode_event``.
+    the 32 per event; the lengths it checks are already guaranteed by ``decode_event``. None
+    when coincurve's layout differs: the public API is used then.
     """
     try:
         from coincurve._libsecp256k1 import lib
         from coincurve.context import GLOBAL_CONTEXT
-    except ImportError:  # another coincurve layout: the public API below still works
-        return None
-    verify, ctx = lib.secp256k1_schnorrsig_verify, GLOBAL_CONTEXT.ctx
-
-    def raw_verify(key: PublicKeyXOnly, sig: bytes, digest: bytes) -> bool:
-        return bool(verify(ctx, sig, digest, 32, key.public_key))
-
-    return raw_verify
+    except ImportError:
+        return None, None
+    return lib.secp256k1_schnorrsig_verify, GLOBAL_CONTEXT.ctx
 
 
-_raw_verify = _raw_schnorr_verifier()
+_schnorrsig_verify, _secp256k1_context = _libsecp256k1_verify()
 
 
 class EventVerifier:
@@ -208,20 +204,20 @@ class EventVerifier:
     """
 
     def __init__(self, max_cached_keys: int = 200_000) -> None:
-        self._keys: dict[str, PublicKeyXOnly | None] = {}
+        # pubkey hex -> (PublicKeyXOnly, its libsecp256k1 struct), or None when invalid
+        self._keys: dict[str, tuple | None] = {}
         self._max_cached_keys = max_cached_keys
 
-    def _public_key(self, pubkey: str) -> PublicKeyXOnly | None:
-        key = self._keys.get(pubkey, False)
-        if key is False:
-            try:
-                key = PublicKeyXOnly(bytes.fromhex(pubkey))
-            except ValueError:
-                key = None
-            if len(self._keys) >= self._max_cached_keys:
-                self._keys.clear()
-            self._keys[pubkey] = key
-        return key
+    def _public_key(self, pubkey: str) -> tuple | None:
+        try:
+            key = PublicKeyXOnly(bytes.fromhex(pubkey))
+            entry = (key, key.public_key)
+        except ValueError:
+            entry = None
+        if len(self._keys) >= self._max_cached_keys:
+            self._keys.clear()
+        self._keys[pubkey] = entry
+        return entry
 
     def reject_reason(self, event: Event) -> str | None:
         """None when the event's id and signature are right, else the reason code."""
@@ -231,15 +227,16 @@ class EventVerifier:
             return error.reason
         if digest.hex() != event.id:
             return "id_mismatch"
-        key = self._keys.get(event.pubkey) or self._public_key(event.pubkey)
-        if key is None:
+        pubkey = event.pubkey
+        entry = self._keys[pubkey] if pubkey in self._keys else self._public_key(pubkey)
+        if entry is None:
             return "invalid_pubkey"
         try:
             sig = bytes.fromhex(event.sig)
-            if _raw_verify is not None and len(sig) == 64:
-                valid = _raw_verify(key, sig, digest)
+            if _schnorrsig_verify is not None and len(sig) == 64:
+                valid = _schnorrsig_verify(_secp256k1_context, sig, digest, 32, entry[1])
             else:
-                valid = key.verify(sig, digest)
+                valid = entry[0].verify(sig, digest)
         except ValueError:
             valid = False
         return None if valid else "bad_signature"
