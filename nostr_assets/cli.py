@@ -114,6 +114,8 @@ def _read_relays(args: argparse.Namespace) -> list[str]:
             lines = args.relays_file.read_text().splitlines()
         except OSError as error:
             raise UsageError(f"cannot read {args.relays_file}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{args.relays_file} is not UTF-8 text") from None
         urls += [line.split("#", 1)[0].strip() for line in lines]
     urls = [u for u in urls if u]
     if not urls:
@@ -147,6 +149,9 @@ def _run_crawl(args: argparse.Namespace) -> int:
     if since > until:
         raise UsageError(f"--since ({since}) is after --until ({until})")
     urls = _read_relays(args)
+    if args.out is not None and not os.access(args.out.parent or Path("."), os.W_OK):
+        # Checked before the crawl, so a long crawl is never thrown away at the end.
+        raise UsageError(f"cannot write {args.out}: {args.out.parent} is not a writable folder")
     state = IngestState()
     done: list[WindowStats] = []
     tty = sys.stderr.isatty()
@@ -172,7 +177,10 @@ def _run_crawl(args: argparse.Namespace) -> int:
     if tty:
         sys.stderr.write("\n")
     if args.out is not None:
-        _write_jsonl(args.out, result.events)
+        try:
+            _write_jsonl(args.out, result.events)
+        except OSError as error:
+            raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
     summary = {
         "since": since,
         "until": until,

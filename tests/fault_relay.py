@@ -33,6 +33,7 @@ class FaultRelay:
     stall: bool = False  # send the events, then neither EOSE nor anything else
     closed_message: str | None = None  # answer every REQ with CLOSED and this message
     closed_times: int | None = None  # ... only for the first N REQs (None: always)
+    count_supported: bool = True  # answer NIP-45 COUNT (exactly, whatever the cap)
     oversized_after: int | None = None  # after N events, send one frame of oversized_bytes
     oversized_bytes: int = 2_000_000
     auth_challenge: str | None = None  # sent as AUTH when a client connects
@@ -78,6 +79,10 @@ class FaultRelay:
             await ws.send(json.dumps(["AUTH", self.auth_challenge]))
         async for frame in ws:
             message = json.loads(frame)
+            if message[0] == "COUNT" and self.count_supported:
+                count = len([e for e in self.events if self._matches(e, message[2])])
+                await ws.send(json.dumps(["COUNT", message[1], {"count": count}]))
+                continue
             if message[0] != "REQ":
                 continue
             sub, flt = message[1], message[2]

@@ -33,6 +33,8 @@ class Pager:
         self.query = reader.query
         self.config, self.stats = reader.config, reader.stats
         self.inclusive: bool | None = None
+        # Whether resolving the current dense second relied on kinds or authors seen so far.
+        self.guessed = False
 
     def possibly_full(self, page: Page) -> bool:
         """A page that may have been cut by a cap: our limit, or the largest page seen so far.
@@ -104,11 +106,33 @@ class Pager:
         if not self.possibly_full(page):
             return
         self.stats.split_seconds += 1
+        # Splitting names kinds and authors; ones never seen in the window cannot be named
+        # (filters have no NOT), so only an exact filter list or a count can prove the second.
+        self.guessed = not self.reader.kinds
         done: set[int] = set()
         while todo := self._split_kinds(second) - done:
             for kind in sorted(todo):
                 done.add(kind)
                 await self._resolve_kind(second, kind)
+        if self.guessed:
+            await self._prove_second(second)
+
+    async def _prove_second(self, second: int) -> None:
+        """Compare what the split fetched with the relay's NIP-45 COUNT of the second."""
+        until = second + 1 if self.inclusive is False else second
+        held = await self.reader.count({"since": second, "until": until})
+        fetched = self.reader.events_at[second]
+        if held is None:
+            self.stats.truncated(
+                f"second {second} held more than a page and was split by the kinds and authors "
+                f"seen ({fetched} events); the relay answers no NIP-45 COUNT to prove none is "
+                "missing"
+            )
+        elif held > fetched:
+            self.stats.truncated(
+                f"second {second}: the relay counts {held} events, the split fetched {fetched} "
+                "(kinds or authors never seen in the window cannot be asked for)"
+            )
 
     def _split_kinds(self, second: int) -> set[int]:
         if self.reader.kinds:
@@ -122,6 +146,7 @@ class Pager:
         # Authors never seen in this window cannot be named, and there is no NOT filter: the
         # split covers the authors of this second and kind plus every author of the window.
         reader = self.reader
+        self.guessed = True
         done: set[str] = set()
         while todo := (reader.authors_at.get((second, kind), set()) | reader.authors) - done:
             ordered = sorted(todo)

@@ -95,6 +95,10 @@ async def open_connection(url: str, config: ClientConfig) -> tuple[ClientConnect
             last = WindowEnded("timeout_connect", f"no websocket after {config.connect_timeout}s")
         except websockets.InvalidHandshake as error:
             last = WindowEnded("handshake_failed", describe_error(error))
+        except ValueError as error:
+            # websockets refuses to follow a redirect to another origin when the address is
+            # pinned (host=...), and says so with a ValueError: the guard held; record it.
+            last = WindowEnded("redirect_refused", describe_error(error))
         except ssl.SSLError as error:
             last = WindowEnded("tls_failed", describe_error(error))
         except ConnectionRefusedError as error:

@@ -157,8 +157,12 @@ def replace_window(
     start: datetime,
     end: datetime,
     rows: Rows,
+    keep: str | None = None,
 ) -> int:
     """Delete ``[start, end)`` of ``table`` and insert ``rows`` in one transaction.
+
+    ``keep`` is a SQL predicate on the table's columns for rows of the window that must
+    survive (and that ``rows`` must then not repeat).
 
     Re-running it with the same rows leaves the table identical: that is what makes
     re-materialising a partition (or a range of them) idempotent.
@@ -168,8 +172,10 @@ def replace_window(
     rows = arrow_table(conn, table, rows)
     conn.execute("begin transaction")
     try:
+        spare = f" and not ({keep})" if keep else ""
         conn.execute(
-            f"delete from {RAW_SCHEMA}.{table} where {time_column} >= ? and {time_column} < ?",
+            f"delete from {RAW_SCHEMA}.{table} "
+            f"where {time_column} >= ? and {time_column} < ?{spare}",
             [start, end],
         )
         conn.register("_incoming_rows", rows)

@@ -28,12 +28,14 @@ from nostr_assets.lib.messages import (
     AuthMessage,
     BadFrame,
     ClosedMessage,
+    CountMessage,
     EoseMessage,
     EventMessage,
     NoticeMessage,
     decode_event_frame,
     decode_relay_message,
     encode_close,
+    encode_count,
     encode_req,
 )
 from nostr_assets.lib.relay_connection import ClientConfig, WindowEnded
@@ -41,6 +43,8 @@ from nostr_assets.lib.relay_connection import ClientConfig, WindowEnded
 Sink = Callable[[str, Event, float], "str | None"]
 
 MAX_NOTICES = 20
+# How long to wait for a NIP-45 COUNT answer before taking the relay for one without it.
+COUNT_TIMEOUT = 3.0
 _INVALID_ID_REASONS = {"id_mismatch"}
 _INVALID_SIG_REASONS = {"bad_signature", "invalid_pubkey"}
 
@@ -118,6 +122,9 @@ class WindowReader:
         self.kinds_at: dict[int, set[int]] = {}
         self.authors_at: dict[tuple[int, int], set[str]] = {}
         self.authors: set[str] = set()
+        # Distinct events (valid or not) fetched per second: what a NIP-45 COUNT is checked against.
+        self.events_at: Counter[int] = Counter()
+        self.count_unsupported = False
         self.max_page = 0
         self.sub_counter = 0
         self.started = time.perf_counter()
@@ -149,6 +156,40 @@ class WindowReader:
                 raise WindowEnded("closed_by_relay", closed.message[:300])
             await asyncio.sleep(self.config.rate_limit_backoff * 2**attempt)
         raise AssertionError("unreachable")
+
+    async def count(self, flt: dict[str, Any]) -> int | None:
+        """NIP-45 COUNT of ``flt``, or None when the relay does not answer one.
+
+        Relays without NIP-45 ignore the message, answer CLOSED or NOTICE; the wait for an
+        answer is therefore short (COUNT is a single indexed query where it is supported).
+        """
+        if self.count_unsupported:
+            return None
+        if self.kinds and "kinds" not in flt:
+            flt = {**flt, "kinds": self.kinds}
+        self.sub_counter += 1
+        sub = f"c{self.sub_counter}"
+        await self.ws.send(encode_count(sub, flt), text=True)
+        try:
+            async with asyncio.timeout(min(COUNT_TIMEOUT, self.config.idle_timeout)):
+                while True:
+                    frame = await self.ws.recv(decode=False)
+                    self.stats.bytes_received += len(frame)
+                    try:
+                        message = decode_relay_message(frame)
+                    except BadFrame:
+                        continue  # counted where it matters: in subscriptions
+                    match message:
+                        case CountMessage(sid, n) if sid == sub:
+                            return n
+                        case ClosedMessage(sid) if sid == sub:
+                            break
+                        case NoticeMessage():
+                            break
+        except TimeoutError:
+            pass
+        self.count_unsupported = True  # ask once per window, not once per dense second
+        return None
 
     async def _read_subscription(self, sub, page, lo, hi, kinds) -> ClosedMessage | None:
         while True:
@@ -209,6 +250,7 @@ class WindowReader:
             stats.duplicates += 1
             return
         page.new += 1
+        self.events_at[event.created_at] += 1
         self.kinds_at.setdefault(event.created_at, set()).add(event.kind)
         self.authors_at.setdefault((event.created_at, event.kind), set()).add(event.pubkey)
         self.authors.add(event.pubkey)

@@ -20,8 +20,10 @@ from relays import BASE_HOUR, HOUR, in_window
 
 from nostr_assets.defs.events.assets import nostr_events
 from nostr_assets.defs.geo.assets import asn_database, city_database, relay_geolocations
+from nostr_assets.defs.relays import snapshots as snapshots_module
 from nostr_assets.defs.relays.catalog import relay_catalog
 from nostr_assets.defs.relays.snapshots import relay_snapshots
+from nostr_assets.defs.resources import NostrCrawlerResource
 from nostr_assets.lib.event import sign_event
 from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
 
@@ -292,3 +294,47 @@ def test_writer_waits_for_another_process_holding_the_duckdb_lock(warehouse, rel
     assert waited > 1.0  # it really met the lock
     ids, _ = expected_hour([relay_a, relay_b], BASE_HOUR)
     assert len(table(database, "select event_id from raw.nostr_events")) == len(ids)
+
+
+def test_rerunning_an_old_hour_keeps_the_probe_taken_when_it_was_recent(
+    warehouse, relay_a, relay_b, monkeypatch
+):
+    """Our own observation of an hour cannot be taken again: a later rerun of that hour (a
+    backfill over it, say) keeps it instead of replacing it with nothing."""
+    database, resources = warehouse
+    hour = latest_closed_hour()
+    materialize(resources, "raw/relay_snapshots", hour_key(hour))
+    query = (
+        "select relay_url, observation_source, observed_at from raw.relay_snapshots order by all"
+    )
+    before = table(database, query)
+    assert [r[1] for r in before] == ["probe", "probe"]
+
+    class ThreeDaysLater(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + timedelta(days=3)
+
+    monkeypatch.setattr(snapshots_module, "datetime", ThreeDaysLater)
+    result = materialize(resources, "raw/relay_snapshots", hour_key(hour))
+    assert table(database, query) == before
+    metadata = result.asset_materializations_for_node("raw__relay_snapshots")[0].metadata
+    assert metadata["probed_hours"].value == 0 and metadata["nip66_hours"].value == 1
+
+
+def test_guarded_relays_are_never_contacted_without_configuration(tmp_path, relay_a):
+    """Loopback relays in the catalog stay uncontacted unless NOSTR_ALLOW_PRIVATE_ADDRESSES
+    (here the resource flag) allows them: no events fetched, no probe made."""
+    database = tmp_path / "nostr.duckdb"
+    resources = {
+        **graph_resources(database, [relay_a.url]),
+        "crawler": NostrCrawlerResource(allow_private_addresses=False, connect_timeout_s=3.0),
+    }
+    materialize(resources, "raw/relay_catalog")
+    events = materialize(resources, EVENT_TABLES, hour_key(FIRST_HOUR), raise_on_error=False)
+    assert not events.success
+    failure = next(e for e in events.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "every relay is guarded" in failure.step_failure_data.error.message
+    materialize(resources, "raw/relay_snapshots", hour_key(latest_closed_hour()))
+    assert table(database, "select count(*) from raw.relay_snapshots") == [(0,)]
+    assert table(database, "select count(*) from raw.nostr_events") == [(0,)]

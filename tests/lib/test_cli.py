@@ -104,6 +104,19 @@ def test_usage_errors_exit_2(argv, capsys):
     assert capsys.readouterr().err.strip()
 
 
+def test_unwritable_output_and_binary_relay_list_are_one_line_errors(tmp_path, capsys):
+    binary = tmp_path / "relays.bin"
+    binary.write_bytes(b"\xff\xfe\x00wss://x")
+    cases = [
+        ["--relays-file", str(binary)],
+        ["--relay", "ws://x.example", "--out", str(tmp_path / "missing" / "out.jsonl")],
+    ]
+    for extra in cases:
+        assert main(["crawl", "--since", "0", "--until", "1", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ")
+
+
 def test_relay_info_refuses_loopback_without_allow_private(relay_all, capsys):
     code = main(["relay-info", relay_all.url, "--timeout", "5"])
     err = capsys.readouterr().err

@@ -16,6 +16,7 @@ from relays import SECRET_KEYS
 
 from nostr_assets.lib.event import Event, sign_event
 from nostr_assets.lib.ingest import IngestState
+from nostr_assets.lib.probe import probe_relay
 from nostr_assets.lib.relay_client import ClientConfig, WindowStats, fetch_window
 
 pytestmark = pytest.mark.timeout(30)
@@ -86,6 +87,38 @@ def test_dense_second_is_split_by_kind_and_author():
     assert set(state.events) == {e.id for e in events}
     assert not stats.possibly_truncated
     assert stats.split_seconds >= 1
+
+
+def _unseen_authors_in_one_second(n_authors: int = 12) -> list[Event]:
+    """Two notes each from authors who wrote nothing else in the window."""
+    return [
+        sign_event(
+            (100 + a).to_bytes(32, "big"), SINCE + 1800, 1, [], f"only now {a} {i}", bytes(32)
+        )
+        for a in range(n_authors)
+        for i in range(2)
+    ]
+
+
+def test_dense_second_with_unseen_authors_is_flagged_by_count():
+    """Authors never seen cannot be named in a split; NIP-45 COUNT shows what is missing."""
+    events = _unseen_authors_in_one_second()
+    stats, state = run(FaultRelay(events, cap=5))
+    assert len(state.events) < len(events)
+    assert stats.possibly_truncated
+    assert f"the relay counts {len(events)} events" in stats.truncation_note
+
+
+def test_dense_second_without_count_support_is_not_called_complete():
+    second = SINCE + 1800
+    events = []
+    for key in range(4):
+        events += signed(5, second, key=key, kind=lambda i: (1, 7)[i % 2])
+        events += signed(1, SINCE + 60 + key, key=key, kind=30)
+    stats, state = run(FaultRelay(events, cap=5, count_supported=False))
+    assert set(state.events) == {e.id for e in events}  # everything found ...
+    assert stats.possibly_truncated  # ... but nothing proves it
+    assert "no NIP-45 COUNT" in stats.truncation_note
 
 
 def test_dense_second_of_one_author_and_kind_is_flagged_truncated():
@@ -208,3 +241,29 @@ def _config(
         max_events_per_window=max_events,
         rate_limit_backoff=rate_limit_backoff,
     )
+
+
+def test_redirect_to_another_address_is_refused_and_recorded():
+    """A relay answering the websocket upgrade with a redirect to the cloud metadata address:
+    the pinned connection never follows it, and the window records why it ended. (A fault a
+    real relay will not produce on demand: a four-line HTTP server plays it.)"""
+
+    async def redirect(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 301 Moved\r\nLocation: ws://169.254.169.254/\r\nContent-Length: 0\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    async def scenario():
+        server = await asyncio.start_server(redirect, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with server:
+            stats = await fetch_window(url, SINCE, UNTIL, config=CONFIG, sink=lambda *a: None)
+            probe = await probe_relay(url, config=CONFIG)
+        return stats, probe
+
+    stats, probe = asyncio.run(scenario())
+    assert stats.error_class == "redirect_refused"
+    assert probe.error_class == "redirect_refused" and not probe.reachable

@@ -25,16 +25,9 @@ from nostr_assets.lib.warehouse import replace_window
 MAX_SNAPSHOT_LAG = timedelta(hours=2)
 
 
-def refused_hours(start: datetime, end: datetime, now: datetime) -> list[datetime]:
-    """Hours of ``[start, end)`` too old to be observed at ``now``."""
-    earliest = now.replace(minute=0, second=0, microsecond=0) - MAX_SNAPSHOT_LAG
-    hours = []
-    hour = start
-    while hour < end:
-        if hour < earliest:
-            hours.append(hour)
-        hour += timedelta(hours=1)
-    return hours
+def oldest_observable_hour(now: datetime) -> datetime:
+    """The oldest snapshot hour a probe taken ``now`` may still describe."""
+    return now.replace(minute=0, second=0, microsecond=0) - MAX_SNAPSHOT_LAG
 
 
 def snapshot_row(hour: datetime, probe: RelayProbe) -> dict:
@@ -127,6 +120,29 @@ def monitor_reports(conn, hour: datetime, relays: set[str]) -> dict[str, Monitor
     return {url: r for url, r in latest_reports(events).items() if url in relays}
 
 
+def probed_relays(conn, hours: list[datetime]) -> dict[datetime, set[str]]:
+    """Per hour, the relays our own probe observed when that hour was recent."""
+    found: dict[datetime, set[str]] = {hour: set() for hour in hours}
+    if hours:
+        rows = conn.execute(
+            """
+            select snapshot_hour, relay_url from raw.relay_snapshots
+            where observation_source = 'probe' and snapshot_hour in (select unnest($1))
+            """,
+            [hours],
+        ).fetchall()
+        for hour, url in rows:
+            found[hour.astimezone(UTC)].add(url)
+    return found
+
+
+def _keep_probes_before(probe_hour: datetime | None) -> str:
+    """Rows of the window a rerun keeps: probe rows of hours it does not probe again."""
+    if probe_hour is None:
+        return "observation_source = 'probe'"
+    return f"observation_source = 'probe' and snapshot_hour <> '{probe_hour.isoformat()}'"
+
+
 async def probe_all(urls: list[str], config: ClientConfig, concurrency: int) -> list[RelayProbe]:
     limit = asyncio.Semaphore(concurrency)
 
@@ -159,33 +175,43 @@ def relay_snapshots(
     from the NIP-66 monitor events (kind 30166) stored for it, one row per relay a monitor
     reported, marked as such, never invented."""
     window = context.partition_time_window
-    now = datetime.now(UTC)
-    past = set(refused_hours(window.start, window.end, now))
     hours = hours_between(window.start, window.end)
+    # One probe describes one hour: the latest that can still be observed, if the window holds
+    # it. Every other hour of the window is a past hour, rebuilt from monitors' reports.
+    observable = [h for h in hours if h >= oldest_observable_hour(datetime.now(UTC))]
+    probe_hour = observable[-1] if observable else None
+    past = [h for h in hours if h != probe_hour]
     with duckdb.get_connection() as conn:
         relays = contactable_relays(conn, crawler.allow_private_addresses)
         catalog = set(contactable_relays(conn, allow_private=True))
-        reports = {hour: monitor_reports(conn, hour, catalog) for hour in hours if hour in past}
-    observable = [hour for hour in hours if hour not in past]
+        probed = probed_relays(conn, past)
+        reports = {hour: monitor_reports(conn, hour, catalog - probed[hour]) for hour in past}
     probes = []
-    if observable:
+    if probe_hour is not None:
         probes = asyncio.run(probe_all(relays, crawler.client_config(), crawler.concurrency))
 
-    rows = []
-    for hour in hours:
-        if hour in past:
-            rows.extend(nip66_row(hour, r) for _, r in sorted(reports[hour].items()))
-        else:
-            rows.extend(snapshot_row(hour, p) for p in probes)
+    rows = [snapshot_row(probe_hour, p) for p in probes]
+    for hour in past:
+        rows.extend(nip66_row(hour, r) for _, r in sorted(reports[hour].items()))
     if past:
         reported = sum(len(r) for r in reports.values())
+        kept = sum(len(r) for r in probed.values())
         context.log.warning(
-            f"{len(past)} past hour(s) cannot be observed now; rebuilt from NIP-66 monitor "
-            f"events (kind 30166) already stored: {reported} relay report(s). Relays no "
-            "monitor reported have no row for those hours (unknown, not unreachable)."
+            f"{len(past)} past hour(s) cannot be probed now: {kept} probe row(s) taken when "
+            f"they were recent are kept, {reported} relay(s) rebuilt from stored NIP-66 monitor "
+            "events (kind 30166). Relays with neither have no row (unknown, not unreachable)."
         )
     with duckdb.get_connection() as conn:
-        replace_window(conn, "relay_snapshots", "snapshot_hour", window.start, window.end, rows)
+        replace_window(
+            conn,
+            "relay_snapshots",
+            "snapshot_hour",
+            window.start,
+            window.end,
+            rows,
+            # Our own observations of past hours cannot be taken again: never delete them.
+            keep=_keep_probes_before(probe_hour),
+        )
 
     reachable = [p for p in probes if p.reachable]
     errors = Counter(p.error_class for p in probes if not p.reachable)
@@ -194,9 +220,9 @@ def relay_snapshots(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(rows),
-            "probed_hours": len(observable),
+            "probed_hours": int(probe_hour is not None),
             "nip66_hours": len(past),
-            "nip66_rows": len(rows) - len(observable) * len(probes),
+            "nip66_rows": len(rows) - len(probes),
             "relays_reached": len(reachable),
             "relays_failed": len(probes) - len(reachable),
             "nip11_documents": sum(1 for p in probes if p.nip11 and p.nip11.document),
