@@ -112,11 +112,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _config(directory: Path, port: int, max_limit: int) -> str:
+NIP11_DEFAULTS = {
+    "relay_name": "test relay",
+    "relay_description": "nostr-relay started by the nostr-analytics tests",
+}
+
+
+def _config(directory: Path, port: int, max_limit: int, nip11: dict[str, str]) -> str:
+    info = "\n".join(f"{key}: {value}" for key, value in {**NIP11_DEFAULTS, **nip11}.items())
     return f"""\
 DEBUG: false
-relay_name: test relay
-relay_description: nostr-relay started by the nostr-analytics tests
+{info}
 storage:
   sqlalchemy.url: sqlite+aiosqlite:///{directory / "nostr.sqlite3"}
   num_concurrent_reqs: 10
@@ -165,17 +171,19 @@ def start_relay(
     max_limit: int = 50,
     timeout: float = 20.0,
     load_timeout: float = 60.0,
+    nip11: dict[str, str] | None = None,
 ) -> RelayHandle:
     """Start nostr-relay on a free 127.0.0.1 port, serving ``events`` from a fresh SQLite file.
 
     ``directory`` must be private to this relay (a ``tmp_path``); call ``handle.stop()`` when
     done. ``max_limit`` is the relay's silent cap per REQ: low, so paging is exercised.
+    ``nip11`` sets the relay's NIP-11 fields (relay_name, sysop_pubkey, sysop_contact ...).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = directory / "config.yaml"
-    config.write_text(_config(directory, port, max_limit))
+    config.write_text(_config(directory, port, max_limit, nip11 or {}))
     events = list(events)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = (directory / "relay.log").open("ab")

@@ -11,17 +11,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
+from relays import free_port, start_relay
 
 from nostr_assets.lib.nip11 import NIP11_ACCEPT, Nip11Info, fetch_nip11, parse_nip11
 
@@ -29,67 +24,20 @@ RELAY_NAME = "nip11 test relay"
 PUBKEY = "ab" * 32
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def relay_url(tmp_path_factory: pytest.TempPathFactory):
-    """The real PyPI nostr-relay, started for this module on a free port with its own SQLite."""
-    directory = tmp_path_factory.mktemp("nip11-relay")
-    port = _free_port()
-    (directory / "config.yaml").write_text(
-        f"""\
-DEBUG: false
-relay_name: {RELAY_NAME}
-relay_description: serves NIP-11 to the nostr-analytics tests
-sysop_pubkey: {PUBKEY}
-sysop_contact: ops@example.com
-storage:
-  sqlalchemy.url: sqlite+aiosqlite:///{directory / "nostr.sqlite3"}
-  validators:
-    - nostr_relay.validators.is_signed
-verification:
-  nip05_verification: disabled
-gunicorn:
-  bind: 127.0.0.1:{port}
-  workers: 1
-  loglevel: warning
-authentication:
-  enabled: false
-"""
+    """The real PyPI nostr-relay, started for this module with its own NIP-11 fields."""
+    handle = start_relay(
+        tmp_path_factory.mktemp("nip11-relay"),
+        nip11={
+            "relay_name": RELAY_NAME,
+            "relay_description": "serves NIP-11 to the nostr-analytics tests",
+            "sysop_pubkey": PUBKEY,
+            "sysop_contact": "ops@example.com",
+        },
     )
-    log = (directory / "relay.log").open("ab")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("nostr-relay")),
-            "-c",
-            "config.yaml",
-            "serve",
-            "--use-uvicorn",
-        ],
-        cwd=directory,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"nostr-relay did not start: {(directory / 'relay.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-        log.close()
+    yield handle.url
+    handle.stop()
 
 
 class _FaultHandler(BaseHTTPRequestHandler):
@@ -252,7 +200,7 @@ def test_invalid_utf8_is_decoded_leniently(fault_server: str) -> None:
 def test_network_and_url_failures_never_raise() -> None:
     assert fetch("http://relay.example.com").error == "invalid_url:bad_scheme"
     assert fetch("wss://user:pw@relay.example.com").error == "invalid_url:has_credentials"
-    result = fetch(f"ws://127.0.0.1:{_free_port()}", timeout=3)
+    result = fetch(f"ws://127.0.0.1:{free_port()}", timeout=3)
     assert result.error == "connect_error"
     assert result.ip == "127.0.0.1"
 
