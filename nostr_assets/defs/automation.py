@@ -10,16 +10,17 @@ from nostr_assets.defs.partitions import hourly_partitions
 from nostr_assets.defs.relays.catalog import read_discovered_relays
 from nostr_assets.defs.resources import database_path
 
-RAW_HOURLY = dg.AssetSelection.assets(
-    ["raw", "relay_snapshots"],
-    ["raw", "relay_geolocations"],
-    ["raw", "nostr_events"],
-    ["raw", "event_relay_sightings"],
-    ["raw", "relay_fetch_stats"],
-)
-RAW_EVENTS = dg.AssetSelection.assets(
-    ["raw", "nostr_events"], ["raw", "event_relay_sightings"], ["raw", "relay_fetch_stats"]
-)
+EVENT_KEYS = [
+    dg.AssetKey(["raw", "nostr_events"]),
+    dg.AssetKey(["raw", "event_relay_sightings"]),
+    dg.AssetKey(["raw", "relay_fetch_stats"]),
+]
+OBSERVATION_KEYS = [
+    dg.AssetKey(["raw", "relay_snapshots"]),
+    dg.AssetKey(["raw", "relay_geolocations"]),
+]
+RAW_EVENTS = dg.AssetSelection.assets(*EVENT_KEYS)
+RAW_HOURLY = dg.AssetSelection.assets(*EVENT_KEYS, *OBSERVATION_KEYS)
 
 # Partitioning is inferred from the selected assets: all share `hourly_partitions`.
 raw_hourly_job = dg.define_asset_job("raw_hourly_job", selection=RAW_HOURLY)
@@ -32,12 +33,31 @@ relay_catalog_job = dg.define_asset_job(
 # slow clocks publish a few seconds into the next hour.
 SETTLING_MINUTES = 10
 
-hourly_raw_schedule = dg.build_schedule_from_partitioned_job(
-    raw_hourly_job,
-    name="hourly_raw_schedule",
-    minute_of_hour=SETTLING_MINUTES,
+
+def closed_hour_key(tick: datetime) -> str:
+    """The partition of the hour that closed before ``tick``."""
+    hour = tick.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    return hour.strftime("%Y-%m-%d-%H:%M")
+
+
+@dg.schedule(
+    cron_schedule=f"{SETTLING_MINUTES} * * * *",
+    target=RAW_HOURLY,
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+def hourly_raw_schedule(context: dg.ScheduleEvaluationContext):
+    """The hour just closed: its events in one run, its relay snapshot and geolocation in
+    another, so that a failed fetch (say, no relay reached, a blocking check) cannot stop the
+    snapshot that records the outage."""
+    key = closed_hour_key(context.scheduled_execution_time)
+    return [
+        dg.RunRequest(run_key=f"events-{key}", partition_key=key, asset_selection=EVENT_KEYS),
+        dg.RunRequest(
+            run_key=f"snapshots-{key}", partition_key=key, asset_selection=OBSERVATION_KEYS
+        ),
+    ]
+
 
 # NIP-59 gift wraps carry a created_at randomised up to two days into the past, so the hour
 # from 48 hours ago is fetched again once everything that claims it has been published.

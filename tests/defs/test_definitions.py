@@ -86,9 +86,19 @@ def test_schedule_requests_the_hour_just_closed(defs):
     schedule = defs.resolve_schedule_def("hourly_raw_schedule")
     tick = datetime(2024, 3, 5, 14, 10, tzinfo=UTC)
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=tick,
+            repository_def=defs.get_repository_def(),
+        )
         requests = schedule.evaluate_tick(context).run_requests
-    assert [r.partition_key for r in requests] == ["2024-03-05-13:00"]
+    assert [r.partition_key for r in requests] == ["2024-03-05-13:00"] * 2
+    # events apart from snapshots: a failed fetch must not stop the snapshot of the outage
+    selections = [{k.to_user_string() for k in r.asset_selection} for r in requests]
+    assert selections == [
+        {"raw/nostr_events", "raw/event_relay_sightings", "raw/relay_fetch_stats"},
+        {"raw/relay_snapshots", "raw/relay_geolocations"},
+    ]
 
 
 def test_late_events_sensor_refetches_48_hours_back(tmp_path, monkeypatch):
