@@ -9,11 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource
-from dagster_duckdb import DuckDBResource
 from mmdb_factory import write_asn_db, write_city_db
 
 from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
-from nostr_assets.defs.resources import GeoIPResource, NostrCrawlerResource, RelaySourcesResource
+from nostr_assets.defs.resources import (
+    GeoIPResource,
+    NostrCrawlerResource,
+    RelaySourcesResource,
+    WarehouseResource,
+)
 
 # Where 127.0.0.1 is "located" in the test databases.
 LOOPBACK_PLACE = {
@@ -42,7 +46,7 @@ def graph_resources(
     kinds: str = "",
 ) -> dict:
     return {
-        "duckdb": DuckDBResource(database=str(database)),
+        "duckdb": WarehouseResource(database=str(database)),
         "relay_sources": RelaySourcesResource(relays_file="", extra_relays=",".join(relay_urls)),
         "crawler": NostrCrawlerResource(
             kinds=kinds,

@@ -6,6 +6,7 @@ and to a default that works on a fresh clone otherwise.
 """
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -33,6 +34,23 @@ def _parse_kinds(value: str) -> list[int] | None:
     if bad:
         raise ValueError(f"kinds out of 0..65535: {bad}")
     return kinds or None
+
+
+class WarehouseResource(DuckDBResource):
+    """dagster-duckdb's resource, closing its connection when the body raises too.
+
+    DuckDBResource.get_connection closes only on a clean exit; a connection left open by a
+    failed step keeps the file locked in that process until garbage collection, and the next
+    connection with another configuration (read-only, say) is refused.
+    """
+
+    @contextmanager
+    def get_connection(self):
+        with super().get_connection() as conn:
+            try:
+                yield conn
+            finally:
+                conn.close()
 
 
 class RelaySourcesResource(dg.ConfigurableResource):
@@ -123,7 +141,7 @@ def database_path() -> str:
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     return {
-        "duckdb": DuckDBResource(
+        "duckdb": WarehouseResource(
             database=database_path(),
             # DuckDB checkpoints its WAL into the file every 16 MB by default; during a backfill
             # that was two thirds of the landing time (bench_backfill). Checkpoint less often:
