@@ -44,14 +44,10 @@ addressable_events as (
         pubkey,
         kind,
         created_at_unix,
-        case
-            when kind between 30000 and 39999
-                then coalesce(list_filter(tags, t -> t[1] = 'd')[1][2], '')
-            else ''
-        end as d_tag
+        {{ d_tag('kind', 'tags') }} as d_tag
 
     from events
-    where kind in (0, 3) or kind between 10000 and 19999 or kind between 30000 and 39999
+    where {{ is_replaceable_kind('kind') }} or {{ is_addressable_kind('kind') }}
 
 ),
 

@@ -8,9 +8,7 @@ with
 events as (
 
     select * from {{ ref('int_events_deduplicated') }}
-    where kind in (0, 3)
-        or kind between 10000 and 19999
-        or kind between 30000 and 39999
+    where {{ is_replaceable_kind('kind') }} or {{ is_addressable_kind('kind') }}
 
 ),
 
@@ -18,12 +16,8 @@ keyed as (
 
     select
         *,
-        kind between 30000 and 39999 as is_addressable,
-        case
-            when kind between 30000 and 39999
-                then coalesce(list_filter(tags, t -> t[1] = 'd')[1][2], '')
-            else ''
-        end as d_tag
+        {{ is_addressable_kind('kind') }} as is_addressable,
+        {{ d_tag('kind', 'tags') }} as d_tag
 
     from events
 

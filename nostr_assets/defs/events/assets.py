@@ -77,34 +77,34 @@ def _worst_relays_markdown(stats: list[dict], limit: int = 10) -> str:
     return "\n".join(lines)
 
 
+def _raw_event_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
+    """The three tables one crawl fills share everything but their key and grain."""
+    return dg.AssetSpec(
+        key,
+        description=description,
+        deps=[["raw", "relay_catalog"]],
+        kinds={"python", "duckdb"},
+        group_name="events",
+        freshness_policy=HOURLY_FRESHNESS,
+    )
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
+        _raw_event_spec(
             EVENTS,
-            description="One row per verified event id (id and BIP-340 signature checked), "
-            "deduplicated across relays, partitioned by the UTC hour of created_at.",
-            deps=[["raw", "relay_catalog"]],
-            kinds={"python", "duckdb"},
-            group_name="events",
-            freshness_policy=HOURLY_FRESHNESS,
+            "One row per verified event id (id and BIP-340 signature checked), deduplicated "
+            "across relays, partitioned by the UTC hour of created_at.",
         ),
-        dg.AssetSpec(
+        _raw_event_spec(
             SIGHTINGS,
-            description="One row per event id and relay that served it, with when it was first "
-            "seen there: who holds what, and the replication factor.",
-            deps=[["raw", "relay_catalog"]],
-            kinds={"python", "duckdb"},
-            group_name="events",
-            freshness_policy=HOURLY_FRESHNESS,
+            "One row per event id and relay that served it, with when it was first seen there: "
+            "who holds what, and the replication factor.",
         ),
-        dg.AssetSpec(
+        _raw_event_spec(
             FETCH_STATS,
-            description="One row per relay and hour fetched: events, duplicates, invalid events, "
-            "bad frames, pages, truncation, EOSE, bytes and timings of the latest fetch.",
-            deps=[["raw", "relay_catalog"]],
-            kinds={"python", "duckdb"},
-            group_name="events",
-            freshness_policy=HOURLY_FRESHNESS,
+            "One row per relay and hour fetched: events, duplicates, invalid events, bad frames, "
+            "pages, truncation, EOSE, bytes and timings of the latest fetch.",
         ),
     ],
     check_specs=[
