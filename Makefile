@@ -3,19 +3,32 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv installs exactly what uv.lock pins; uv itself comes from PyPI into a folder of its own.
+UV_VERSION := 0.13.9
+UV_DIR := .uv
+UV := $(UV_DIR)/bin/uv
+# Never download a Python: use the one that runs make (3.11+).
+export UV_PYTHON_DOWNLOADS := never
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DAGSTER_PORT ?= 3000
 
-.PHONY: setup prepare-dbt geoip run ui crawl test lint bench clean
+.PHONY: setup lock port-free prepare-dbt geoip run ui crawl test lint bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+$(UV):
+	$(PYTHON) -m venv $(UV_DIR)
+	$(UV_DIR)/bin/pip install --quiet uv==$(UV_VERSION)
+
+# --locked: install the lock file as it is, and fail if pyproject.toml no longer matches it.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra test --python $(PYTHON)
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Upgrade every pinned package on purpose (within pyproject.toml's ranges), then run make test.
+lock: $(UV)
+	$(UV) lock --upgrade
 
 # dagster-dbt reads dbt's manifest at import time; only `dagster dev` builds it by itself.
 prepare-dbt: setup
@@ -28,9 +41,13 @@ geoip: setup
 
 # The main job: fill the relay catalog, then serve the Dagster UI with its daemon, where the
 # hourly schedule and the sensors are running from the start.
-run: prepare-dbt geoip
+run: port-free prepare-dbt geoip
 	$(BIN)/dagster asset materialize -m nostr_assets.definitions --select raw/relay_catalog
 	$(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
+
+# A second `make run` would print "Serving on :3000", then fail to bind and keep running.
+port-free:
+	@$(PYTHON) -c 'import socket, sys; busy = socket.socket().connect_ex(("127.0.0.1", $(DAGSTER_PORT))) == 0; sys.exit("error: port $(DAGSTER_PORT) is in use (is make run already running?). Stop it, or serve on another port: make run DAGSTER_PORT=3001" if busy else 0)'
 
 # The crawler alone on the bootstrap relays, for the last closed hour.
 crawl: setup
@@ -50,4 +67,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_dbt.py
 
 clean:
-	rm -rf $(VENV) dbt_project/target
+	rm -rf $(VENV) $(UV_DIR) dbt_project/target

@@ -124,7 +124,8 @@ def decode_event(raw: bytes | str) -> Event:
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         # msgspec refuses lone surrogate escapes ("\ud800") outright; the standard library
         # accepts them, so the event can be refused for the precise reason. Invalid UTF-8
-        # inside a string (UnicodeDecodeError) and absurd nesting (RecursionError) end as not_json.
+        # inside a string (DecodeError from msgspec 0.23, UnicodeDecodeError before) and absurd
+        # nesting (RecursionError) fail json.loads too and end as not_json.
         try:
             obj = json.loads(raw)
         except (ValueError, RecursionError):

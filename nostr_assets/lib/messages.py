@@ -113,6 +113,22 @@ _bool_decoder = msgspec.json.Decoder(bool)
 _count_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 
+# What a decoding failure means, said once for every part of a frame. JSON text is UTF-8 (RFC
+# 8259, section 8.1), so invalid UTF-8 inside a string makes the frame not JSON at all, like
+# absurd nesting: `not_json`. Valid JSON of the wrong type is `bad_shape`. msgspec 0.18-0.22
+# raised UnicodeDecodeError for invalid UTF-8 and 0.23 raises DecodeError; both land here.
+_NOT_JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _decode(decoder: msgspec.json.Decoder, raw: msgspec.Raw | bytes | str, detail: str) -> Any:
+    """``raw`` decoded, or ``BadFrame``: `bad_shape` (with ``detail``) or `not_json`."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError:  # a subclass of DecodeError: caught first
+        raise BadFrame("bad_shape", detail) from None
+    except _NOT_JSON_ERRORS:
+        raise BadFrame("not_json") from None
+
 
 def _split(frame: bytes | str, max_bytes: int | None) -> list[msgspec.Raw]:
     if max_bytes is not None and len(frame) > max_bytes:
@@ -121,8 +137,7 @@ def _split(frame: bytes | str, max_bytes: int | None) -> list[msgspec.Raw]:
         parts = _frame_decoder.decode(frame)
     except msgspec.ValidationError:
         raise BadFrame("not_an_array") from None
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        # UnicodeDecodeError: invalid UTF-8 in a string; RecursionError: absurd nesting.
+    except _NOT_JSON_ERRORS:
         raise BadFrame("not_json") from None
     if not parts:
         raise BadFrame("bad_shape", "empty array")
@@ -130,12 +145,7 @@ def _split(frame: bytes | str, max_bytes: int | None) -> list[msgspec.Raw]:
 
 
 def _text(raw: msgspec.Raw) -> str:
-    try:
-        return _str_decoder.decode(raw)
-    except msgspec.MsgspecError:
-        raise BadFrame("bad_shape", "expected a string") from None
-    except UnicodeDecodeError:  # msgspec's error for invalid UTF-8 inside a string
-        raise BadFrame("not_json") from None
+    return _decode(_str_decoder, raw, "expected a string")
 
 
 def decode_relay_message(frame: bytes | str, max_bytes: int | None = None) -> RelayMessage:
@@ -152,18 +162,12 @@ def decode_relay_message(frame: bytes | str, max_bytes: int | None = None) -> Re
     if kind == "NOTICE" and n == 2:
         return NoticeMessage(_text(parts[1]))
     if kind == "OK" and n in (3, 4):
-        try:
-            accepted = _bool_decoder.decode(parts[2])
-        except msgspec.MsgspecError:
-            raise BadFrame("bad_shape", "OK flag is not a boolean") from None
+        accepted = _decode(_bool_decoder, parts[2], "OK flag is not a boolean")
         return OkMessage(_text(parts[1]), accepted, _text(parts[3]) if n == 4 else "")
     if kind == "AUTH" and n == 2:
         return AuthMessage(_text(parts[1]))
     if kind == "COUNT" and n == 3:
-        try:
-            count = _count_decoder.decode(parts[2]).get("count")
-        except (msgspec.MsgspecError, UnicodeDecodeError):
-            count = None
+        count = _decode(_count_decoder, parts[2], "COUNT without an object").get("count")
         if not isinstance(count, int) or isinstance(count, bool):
             raise BadFrame("bad_shape", "COUNT without an integer count")
         return CountMessage(_text(parts[1]), count)
@@ -186,7 +190,7 @@ def decode_event_frame(frame: bytes | str) -> tuple[str, Event] | None:
     ``decode_relay_message`` and ``decode_event`` so that a refusal gets its exact reason."""
     try:
         _, subscription_id, event = _event_frame.decode(frame)
-    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
+    except (msgspec.MsgspecError, *_NOT_JSON_ERRORS):
         return None
     if (
         0 <= event.created_at <= MAX_CREATED_AT
@@ -274,13 +278,7 @@ def encode_client_auth(event: Event) -> bytes:
 
 
 def _filters(parts: list[msgspec.Raw]) -> tuple[dict[str, Any], ...]:
-    try:
-        filters = tuple(_count_decoder.decode(p) for p in parts)
-    except msgspec.MsgspecError:
-        raise BadFrame("bad_shape", "a filter is not an object") from None
-    except UnicodeDecodeError:
-        raise BadFrame("not_json") from None
-    return filters
+    return tuple(_decode(_count_decoder, p, "a filter is not an object") for p in parts)
 
 
 def decode_client_message(frame: bytes | str, max_bytes: int | None = None) -> ClientMessage:
