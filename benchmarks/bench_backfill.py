@@ -147,6 +147,8 @@ def main() -> None:
             "NOSTR_RELAYS": relay.url,
             "NOSTR_RELAYS_FILE": "/dev/null",
             "NOSTR_ALLOW_PRIVATE_ADDRESSES": "1",
+            # The benchmark week is in 2024, before the default first partition.
+            "NOSTR_PARTITIONS_START": "2024-03-04-00:00",
         }
         try:
             ceiling_events, ceiling_s = relay_ceiling(relay.url)

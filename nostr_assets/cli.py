@@ -5,7 +5,11 @@
 
 Results go to stdout as JSON (events to ``--out`` as JSONL); errors are one line on stderr.
 Exit codes: 0 when something could be done, 1 when nothing could (every relay failed), 2 for
-usage errors (bad arguments, times or URLs).
+usage errors (bad arguments, times or URLs, or a bad NOSTR_* setting).
+
+Defaults come from the same settings as the Dagster assets (nostr_assets/settings.py):
+NOSTR_KINDS, NOSTR_CONCURRENCY, the three NOSTR_*_TIMEOUT and NOSTR_ALLOW_PRIVATE_ADDRESSES,
+with the same words and checks; options given on the command line win.
 """
 
 from __future__ import annotations
@@ -27,10 +31,28 @@ from nostr_assets.lib.event import encode_event
 from nostr_assets.lib.ingest import IngestState
 from nostr_assets.lib.probe import probe_relay
 from nostr_assets.lib.relay_client import ClientConfig, WindowStats
-from nostr_assets.lib.relay_url import InvalidRelayUrl, allow_private_from_env, normalize_relay_url
+from nostr_assets.lib.relay_url import InvalidRelayUrl, normalize_relay_url
+from nostr_assets.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_kinds,
+    parse_positive_int,
+    parse_seconds,
+)
 
 _RELATIVE = re.compile(r"^-(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The settings a crawl or a probe reads; the warehouse, relay list and partitions are the
+# code location's business, and a bad one there must not stop a crawl from a shell.
+CLI_SETTINGS = (
+    "NOSTR_KINDS",
+    "NOSTR_CONCURRENCY",
+    "NOSTR_CONNECT_TIMEOUT",
+    "NOSTR_IDLE_TIMEOUT",
+    "NOSTR_TOTAL_TIMEOUT",
+    "NOSTR_ALLOW_PRIVATE_ADDRESSES",
+)
 
 
 class UsageError(Exception):
@@ -57,14 +79,16 @@ def parse_time(text: str, now: float | None = None) -> int:
     return int(moment.timestamp())
 
 
-def _parse_kinds(text: str) -> list[int]:
-    try:
-        kinds = sorted({int(k) for k in text.split(",") if k.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"kinds must be integers: {text!r}") from None
-    if not kinds or any(not 0 <= k <= 65535 for k in kinds):
-        raise argparse.ArgumentTypeError(f"kinds must be in 0..65535: {text!r}")
-    return kinds
+def _option(parse):
+    """An argparse type from a settings parser: an option is checked like its variable."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+
+    return convert
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,19 +100,28 @@ def _parser() -> argparse.ArgumentParser:
     crawl_cmd.add_argument("--relays-file", type=Path, help="one URL per line, # comments")
     crawl_cmd.add_argument("--since", required=True, help="start, inclusive")
     crawl_cmd.add_argument("--until", required=True, help="end, inclusive")
-    crawl_cmd.add_argument("--kinds", type=_parse_kinds, help="e.g. 1,7")
+    crawl_cmd.add_argument("--kinds", type=_option(parse_kinds), help="e.g. 1,7 (NOSTR_KINDS)")
     crawl_cmd.add_argument("--out", type=Path, help="write the events here as JSONL")
-    crawl_cmd.add_argument("--concurrency", type=int, default=16)
-    crawl_cmd.add_argument("--timeout", type=float, default=300.0, help="seconds per relay")
+    crawl_cmd.add_argument(
+        "--concurrency", type=_option(parse_positive_int), help="default NOSTR_CONCURRENCY"
+    )
+    crawl_cmd.add_argument(
+        "--timeout",
+        type=_option(parse_seconds),
+        help="seconds per relay (default NOSTR_TOTAL_TIMEOUT)",
+    )
     crawl_cmd.add_argument(
         "--allow-private",
         action="store_true",
-        help="allow loopback/private relay addresses (tests, own relays)",
+        help="allow loopback/private relay addresses (tests, own relays); "
+        "or NOSTR_ALLOW_PRIVATE_ADDRESSES=true",
     )
 
     info_cmd = commands.add_parser("relay-info", help="probe one relay: NIP-11, reachability")
     info_cmd.add_argument("url")
-    info_cmd.add_argument("--timeout", type=float, default=15.0)
+    info_cmd.add_argument(
+        "--timeout", type=_option(parse_seconds), help="seconds (default NOSTR_*_TIMEOUT)"
+    )
     info_cmd.add_argument("--allow-private", action="store_true")
     return parser
 
@@ -123,16 +156,18 @@ def _read_relays(args: argparse.Namespace) -> list[str]:
     return urls
 
 
-def _config(args: argparse.Namespace) -> ClientConfig:
-    allow = args.allow_private or allow_private_from_env()
-    timeout = max(args.timeout, 0.1)
-    base = ClientConfig()
+def _config(args: argparse.Namespace, settings: Settings) -> ClientConfig:
+    connect, idle, total = settings.connect_timeout, settings.idle_timeout, settings.total_timeout
+    if args.timeout is not None:
+        # --timeout bounds the whole relay, so no single phase may wait longer than it.
+        total = args.timeout
+        connect, idle = min(connect, total), min(idle, total)
     return replace(
-        base,
-        allow_private=allow,
-        total_timeout=timeout,
-        connect_timeout=min(base.connect_timeout, timeout),
-        idle_timeout=min(base.idle_timeout, timeout),
+        ClientConfig(),
+        allow_private=args.allow_private or settings.allow_private_addresses,
+        connect_timeout=connect,
+        idle_timeout=idle,
+        total_timeout=total,
     )
 
 
@@ -144,7 +179,7 @@ def _write_jsonl(path: Path, events) -> None:
     os.replace(temporary, path)  # readers never see half a file
 
 
-def _run_crawl(args: argparse.Namespace) -> int:
+def _run_crawl(args: argparse.Namespace, settings: Settings) -> int:
     since, until = parse_time(args.since), parse_time(args.until)
     if since > until:
         raise UsageError(f"--since ({since}) is after --until ({until})")
@@ -152,6 +187,9 @@ def _run_crawl(args: argparse.Namespace) -> int:
     if args.out is not None and not os.access(args.out.parent or Path("."), os.W_OK):
         # Checked before the crawl, so a long crawl is never thrown away at the end.
         raise UsageError(f"cannot write {args.out}: {args.out.parent} is not a writable folder")
+    kinds = args.kinds if args.kinds is not None else settings.kinds
+    kinds = list(kinds) if kinds else None
+    concurrency = args.concurrency if args.concurrency is not None else settings.concurrency
     state = IngestState()
     done: list[WindowStats] = []
     tty = sys.stderr.isatty()
@@ -167,9 +205,9 @@ def _run_crawl(args: argparse.Namespace) -> int:
             urls,
             since,
             until,
-            args.kinds,
-            config=_config(args),
-            concurrency=max(1, args.concurrency),
+            kinds,
+            config=_config(args, settings),
+            concurrency=concurrency,
             state=state,
             on_progress=progress,
         )
@@ -184,7 +222,7 @@ def _run_crawl(args: argparse.Namespace) -> int:
     summary = {
         "since": since,
         "until": until,
-        "kinds": args.kinds,
+        "kinds": kinds,
         "events": len(result.events),
         "sightings": len(result.sightings),
         "rejected_urls": result.rejected_urls,
@@ -202,17 +240,17 @@ def _run_crawl(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_relay_info(args: argparse.Namespace) -> int:
+def _run_relay_info(args: argparse.Namespace, settings: Settings) -> int:
     try:
         url = normalize_relay_url(args.url)
     except InvalidRelayUrl as error:
         raise UsageError(f"not a relay URL ({error.reason}): {args.url!r}") from None
-    probe = asyncio.run(probe_relay(url, config=_config(args)))
+    probe = asyncio.run(probe_relay(url, config=_config(args, settings)))
     print(json.dumps(probe.to_dict(), indent=2, sort_keys=True, default=str))
     nip11_ok = probe.nip11 is not None and probe.nip11.document is not None
     if not probe.reachable and not nip11_ok:
         hint = (
-            " (use --allow-private for your own relays)"
+            " (use --allow-private or NOSTR_ALLOW_PRIVATE_ADDRESSES=true for your own relays)"
             if probe.error_class == "refused_address"
             else ""
         )
@@ -228,9 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse has printed its one-line usage error
         return int(exit_.code or 0)
     try:
+        settings = load_settings(only=CLI_SETTINGS)
+    except SettingsError as error:
+        for line in error.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    try:
         if args.command == "crawl":
-            return _run_crawl(args)
-        return _run_relay_info(args)
+            return _run_crawl(args, settings)
+        return _run_relay_info(args, settings)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -7,7 +7,12 @@ needs its own relay calls ``relays.start_relay(tmp_path, events)`` and stops it 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+
+# The fixed test events are from 2024-01-01; the default first partition is far later. Set
+# before anything imports the partitions definition.
+os.environ.setdefault("NOSTR_PARTITIONS_START", "2024-01-01-00:00")
 
 import pytest
 from relays import RelayHandle, make_events, start_relay

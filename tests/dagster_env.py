@@ -6,15 +6,20 @@ production (relays on 127.0.0.1, so the address guard is opened as configuration
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from dagster_dbt import DbtCliResource
+# The fixed test events are from 2024-01-01, before the default first partition (a recent
+# hour, see nostr_assets/settings.py). Set before anything imports defs/partitions.py.
+os.environ.setdefault("NOSTR_PARTITIONS_START", "2024-01-01-00:00")
+
 from mmdb_factory import write_asn_db, write_city_db
 
 from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
 from nostr_assets.defs.resources import (
     GeoIPResource,
     NostrCrawlerResource,
+    NostrDbtResource,
     RelaySourcesResource,
     WarehouseResource,
 )
@@ -57,5 +62,8 @@ def graph_resources(
             concurrency=8,
         ),
         "geoip": GeoIPResource(city_db=str(city_db), asn_db=str(asn_db)),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        # dbt opens the test warehouse because the resource says so, not the environment.
+        "dbt": NostrDbtResource(
+            project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE, duckdb_path=str(database)
+        ),
     }

@@ -1,14 +1,13 @@
 """Schedules and sensors: the hour just closed, late events two days on, and new relays."""
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
-import duckdb
+from duckdb import CatalogException, IOException
 
 from nostr_assets.defs.partitions import hourly_partitions
 from nostr_assets.defs.relays.catalog import read_discovered_relays
-from nostr_assets.defs.resources import database_path
+from nostr_assets.defs.resources import WarehouseResource
 
 EVENT_KEYS = [
     dg.AssetKey(["raw", "nostr_events"]),
@@ -74,12 +73,12 @@ def late_partition_key(now: datetime) -> str:
     minimum_interval_seconds=15 * 60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def late_events_sensor(context: dg.SensorEvaluationContext):
+def late_events_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseResource):
     """Re-fetches the hour from 48 hours ago once, for late events (gift wraps are backdated)."""
     key = late_partition_key(datetime.now(UTC))
     if key < hourly_partitions.get_first_partition_key():
         return dg.SkipReason(f"{key} is before the first partition")
-    if catalog_size() == 0:
+    if catalog_size(duckdb) == 0:
         return dg.SkipReason("the relay catalog is empty: materialise raw/relay_catalog first")
     # The run key makes each hour's re-fetch happen once, however often the sensor ticks.
     return dg.RunRequest(run_key=f"late-events-{key}", partition_key=key)
@@ -90,29 +89,28 @@ def late_events_sensor(context: dg.SensorEvaluationContext):
     minimum_interval_seconds=15 * 60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def relay_discovery_sensor(context: dg.SensorEvaluationContext):
+def relay_discovery_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseResource):
     """Adds relays that stored events mention (kind 10002, kind-3 maps, tag hints) to the
     catalog, by materialising raw/relay_catalog when any is missing from it."""
+    if not duckdb.exists():
+        return dg.SkipReason("no warehouse yet: materialise raw/relay_catalog first")
     try:
-        conn = duckdb.connect(str(database_path_value()), read_only=True)
-    except (duckdb.IOException, duckdb.CatalogException) as busy:
+        with duckdb.get_connection(read_only=True) as conn:
+            tables = {
+                t
+                for (t,) in conn.execute(
+                    "select table_name from information_schema.tables where table_schema = 'raw'"
+                ).fetchall()
+            }
+            if not {"nostr_events", "relay_catalog"} <= tables:
+                return dg.SkipReason("no events or catalog stored yet")
+            discovered, _ = read_discovered_relays(conn)
+            known = {
+                url for (url,) in conn.execute("select relay_url from raw.relay_catalog").fetchall()
+            }
+    except (IOException, CatalogException) as busy:
         # A writer holds the file (DuckDB allows one writing process): try next tick.
         return dg.SkipReason(f"warehouse not readable now: {busy}")
-    try:
-        tables = {
-            t
-            for (t,) in conn.execute(
-                "select table_name from information_schema.tables where table_schema = 'raw'"
-            ).fetchall()
-        }
-        if not {"nostr_events", "relay_catalog"} <= tables:
-            return dg.SkipReason("no events or catalog stored yet")
-        discovered, _ = read_discovered_relays(conn)
-        known = {
-            url for (url,) in conn.execute("select relay_url from raw.relay_catalog").fetchall()
-        }
-    finally:
-        conn.close()
     new = sorted(set(discovered) - known)
     if not new:
         return dg.SkipReason(f"no new relays among {len(discovered)} discovered")
@@ -120,24 +118,18 @@ def relay_discovery_sensor(context: dg.SensorEvaluationContext):
     return dg.RunRequest(run_key=f"discovered-{len(known)}-{new[0]}")
 
 
-def catalog_size() -> int | None:
+def catalog_size(warehouse: WarehouseResource) -> int | None:
     """Relays in the catalog; 0 when there is no warehouse yet, None when it is busy (a
     writer holds DuckDB's lock), in which case callers go ahead and let the run queue."""
-    path = database_path_value()
-    if not Path(path).exists():
+    if not warehouse.exists():
         return 0
     try:
-        with duckdb.connect(path, read_only=True) as conn:
+        with warehouse.get_connection(read_only=True) as conn:
             return conn.execute("select count(*) from raw.relay_catalog").fetchone()[0]
-    except duckdb.CatalogException:
+    except CatalogException:
         return 0
-    except duckdb.IOException:
+    except IOException:
         return None
-
-
-def database_path_value() -> str:
-    value = database_path()
-    return value.get_value() if isinstance(value, dg.EnvVar) else value
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

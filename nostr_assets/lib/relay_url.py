@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import re
 import socket
-from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import idna
 
 MAX_URL_LENGTH = 512
 DEFAULT_PORTS = {"ws": 80, "wss": 443}
-ALLOW_PRIVATE_ENV = "NOSTR_ALLOW_PRIVATE_ADDRESSES"
 
 # Whitespace or control characters inside a URL: never part of a real relay address, and a
 # classic way to smuggle a second host past a naive parser.
@@ -231,11 +228,6 @@ def classify_address(ip: str) -> str | None:
         if any(addr.version == net.version and addr in net for net in networks):
             return reason
     return None
-
-
-def allow_private_from_env(environ: Mapping[str, str] = os.environ) -> bool:
-    """True when ``NOSTR_ALLOW_PRIVATE_ADDRESSES`` is "1", "true" or "yes" (any case)."""
-    return environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in {"1", "true", "yes"}
 
 
 async def resolve_guarded(url: str, allow_private: bool, timeout: float = 5.0) -> list[str]:

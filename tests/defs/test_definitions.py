@@ -17,6 +17,7 @@ import pytest
 
 from nostr_assets.defs import automation
 from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.resources import WarehouseResource
 from nostr_assets.lib.event import sign_event
 from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
 from nostr_assets.lib.warehouse import ensure_raw_tables
@@ -60,6 +61,22 @@ def test_asset_keys_partitions_and_backfill_policies(defs):
     assert dg.AssetKey(["geoip", "city_database"]) in parents
 
 
+def test_no_phantom_assets_and_hours_map_one_to_one(defs):
+    """Every key is `layer/name` in a group (dbt tests that span models made bare keys such as
+    `fct_relay_coverage`), and the staging views over hourly raw tables are hourly like them,
+    so a range backfill and automation carry an hour from raw table to mart."""
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert len(key.path) == 2, key
+        assert graph.get(key).group_name not in (None, "default"), key
+    for name in RAW_HOURLY:
+        staging = dg.AssetKey(["staging", f"stg_nostr__{name.replace('nostr_', '')}"])
+        assert graph.get(staging).partitions_def == hourly_partitions, staging
+        assert dg.AssetKey(["raw", name]) in graph.get(staging).parent_keys
+    catalog_view = graph.get(dg.AssetKey(["staging", "stg_nostr__relay_catalog"]))
+    assert catalog_view.partitions_def is None
+
+
 def test_sensors_and_schedule_run_by_default(defs):
     for name in ("late_events_sensor", "relay_discovery_sensor", "automation_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
@@ -101,10 +118,13 @@ def test_schedule_requests_the_hour_just_closed(defs):
     ]
 
 
-def test_late_events_sensor_refetches_48_hours_back(tmp_path, monkeypatch):
+def sensor_context(database) -> dg.SensorEvaluationContext:
+    return dg.build_sensor_context(resources={"duckdb": WarehouseResource(database=str(database))})
+
+
+def test_late_events_sensor_refetches_48_hours_back(tmp_path):
     database = tmp_path / "nostr.duckdb"
-    monkeypatch.setenv("NOSTR_DUCKDB_PATH", str(database))
-    context = dg.build_sensor_context()
+    context = sensor_context(database)
     skipped = automation.late_events_sensor(context)
     assert isinstance(skipped, dg.SkipReason) and "catalog is empty" in skipped.skip_message
     with duckdb.connect(str(database)) as conn:
@@ -122,9 +142,8 @@ def test_late_events_sensor_refetches_48_hours_back(tmp_path, monkeypatch):
     assert 48 * 3600 <= age.total_seconds() < 49 * 3600
 
 
-def test_relay_discovery_sensor_requests_catalog_for_new_relays(tmp_path, monkeypatch):
+def test_relay_discovery_sensor_requests_catalog_for_new_relays(tmp_path):
     database = tmp_path / "nostr.duckdb"
-    monkeypatch.setenv("NOSTR_DUCKDB_PATH", str(database))
     relay_list = sign_event(
         b"\x01" * 32,
         1_704_067_200,
@@ -140,12 +159,12 @@ def test_relay_discovery_sensor_requests_catalog_for_new_relays(tmp_path, monkey
             "insert into raw.relay_catalog values ('wss://known.example.org', "
             "'bootstrap', now(), now(), false, null)"
         )
-    result = automation.relay_discovery_sensor(dg.build_sensor_context())
+    result = automation.relay_discovery_sensor(sensor_context(database))
     assert isinstance(result, dg.RunRequest)
     with duckdb.connect(str(database)) as conn:
         conn.execute(
             "insert into raw.relay_catalog values ('wss://relay.example.com', "
             "'nip65', now(), now(), false, null)"
         )
-    again = automation.relay_discovery_sensor(dg.build_sensor_context())
+    again = automation.relay_discovery_sensor(sensor_context(database))
     assert isinstance(again, dg.SkipReason)

@@ -157,3 +157,57 @@ def test_console_script_with_relative_times(relay_all, tmp_path):
     summary = json.loads(done.stdout)
     assert summary["events"] == 0 and summary["relays"][0]["error_class"] is None
     assert out.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NOSTR_KINDS", "abc"),
+        ("NOSTR_CONCURRENCY", "0"),
+        ("NOSTR_CONNECT_TIMEOUT", "nan"),
+        ("NOSTR_IDLE_TIMEOUT", "inf"),
+        ("NOSTR_TOTAL_TIMEOUT", "-1"),
+        ("NOSTR_ALLOW_PRIVATE_ADDRESSES", "maybe"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_2_before_any_work(
+    relay_all, tmp_path, monkeypatch, capsys, name, value
+):
+    monkeypatch.setenv(name, value)
+    out = tmp_path / "never.jsonl"
+    argv = ["crawl", "--relay", relay_all.url, "--since", "0", "--until", "1", "--out", str(out)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith(f"error: {name}={value!r}: expected ")
+    assert captured.out == "" and not out.exists()  # nothing crawled, nothing written
+
+
+def test_settings_the_cli_does_not_use_do_not_stop_it(relay_all, monkeypatch, capsys):
+    # The warehouse's partitions are the code location's business, not a shell crawl's.
+    monkeypatch.setenv("NOSTR_PARTITIONS_START", "garbage")
+    argv = ["crawl", "--relay", relay_all.url, "--since", "0", "--until", "1", "--allow-private"]
+    assert main(argv) == 0
+    capsys.readouterr()
+
+
+def test_command_line_options_are_checked_like_the_settings(capsys):
+    for option, value in [("--concurrency", "0"), ("--timeout", "inf"), ("--kinds", "abc")]:
+        argv = ["crawl", "--relay", "ws://x.example", "--since", "0", "--until", "1"]
+        assert main([*argv, option, value]) == 2
+        assert f"argument {option}: {value!r}: expected" in capsys.readouterr().err
+
+
+def test_the_cli_reads_kinds_and_private_addresses_from_the_settings(
+    relay_all, test_events, monkeypatch, capsys
+):
+    # "on" is a true word everywhere now; it used to be false for the CLI only.
+    monkeypatch.setenv("NOSTR_ALLOW_PRIVATE_ADDRESSES", "on")
+    monkeypatch.setenv("NOSTR_KINDS", "7")
+    argv = ["crawl", "--relay", relay_all.url, "--since", str(BASE_HOUR)]
+    assert main([*argv, "--until", str(BASE_HOUR + HOUR)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    expected = [e for e in in_window(test_events, BASE_HOUR, BASE_HOUR + HOUR) if e.kind == 7]
+    assert expected and summary["kinds"] == [7] and summary["events"] == len(expected)
+    assert main(["relay-info", relay_all.url]) == 0
+    assert json.loads(capsys.readouterr().out)["reachable"] is True

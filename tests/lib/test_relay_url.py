@@ -15,7 +15,6 @@ import pytest
 from nostr_assets.lib.relay_url import (
     AddressRefused,
     InvalidRelayUrl,
-    allow_private_from_env,
     classify_address,
     host_and_port,
     normalize_relay_url,
@@ -144,24 +143,6 @@ def test_host_and_port() -> None:
 )
 def test_classify_address(ip: str, reason: str | None) -> None:
     assert classify_address(ip) == reason
-
-
-@pytest.mark.parametrize(
-    ("value", "allowed"),
-    [
-        ("1", True),
-        ("true", True),
-        ("YES", True),
-        (" True ", True),
-        ("0", False),
-        ("false", False),
-        ("", False),
-        ("on", False),
-    ],
-)
-def test_allow_private_from_env(value: str, allowed: bool) -> None:
-    assert allow_private_from_env({"NOSTR_ALLOW_PRIVATE_ADDRESSES": value}) is allowed
-    assert allow_private_from_env({}) is False
 
 
 def resolve(url: str, allow_private: bool) -> list[str]:

@@ -11,6 +11,7 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
+from nostr_assets.defs.relays.relay_list import retired_relays
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
 from nostr_assets.lib.discovery import discover_relays
 from nostr_assets.lib.event import Event
@@ -82,12 +83,15 @@ def relay_catalog(
     events (kind 10002, kind-3 maps, tag hints), normalised, with source and first/last seen.
 
     Relays whose addresses are private, loopback, link-local and the like are kept but marked
-    guarded; they are never contacted unless NOSTR_ALLOW_PRIVATE_ADDRESSES allows it. The events
+    guarded; they are never contacted unless NOSTR_ALLOW_PRIVATE_ADDRESSES allows it. Listed
+    relays taken out of the list keep their row but are retired: no longer fetched. The events
     it reads are not declared as an upstream dependency: events depend on the catalog, and a
     cycle is not allowed in the graph.
     """
     now = datetime.now(UTC)
-    found, refused_bootstrap = relay_sources.bootstrap()
+    # A bad URL in the list fails the run naming it (SettingsError): never dropped silently.
+    found = relay_sources.bootstrap()
+    listed = sorted(found)
     with duckdb.get_connection() as conn:
         ensure_raw_tables(conn)
         discovered, refused_discovered = read_discovered_relays(conn)
@@ -129,16 +133,23 @@ def relay_catalog(
         total, guarded = conn.execute(
             "select count(*), count(*) filter (where is_guarded) from raw.relay_catalog"
         ).fetchone()
+        retired = retired_relays(conn, listed)
 
     by_source = Counter(found.values())
     refused = Counter(refused_discovered)
-    refused.update(f"bootstrap:{reason}" for reason in refused_bootstrap.values())
     context.log.info(f"{total} relays in the catalog, {len(found)} listed or discovered now")
+    if retired:
+        context.log.info(
+            f"{len(retired)} relay(s) no longer listed are retired (kept, not fetched): "
+            f"{', '.join(retired[:10])}{' ...' if len(retired) > 10 else ''}"
+        )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
             "relays_seen_now": len(found),
             "guarded_relays": guarded,
+            # Left the relays file or NOSTR_RELAYS: rows kept, no longer fetched.
+            "retired_relays": len(retired),
             **{f"source/{name}": n for name, n in sorted(by_source.items())},
             **{f"refused_urls/{name}": n for name, n in sorted(refused.items())},
         }

@@ -10,8 +10,12 @@ from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import hourly_partitions
-from nostr_assets.defs.relays.relay_list import contactable_relays
-from nostr_assets.defs.resources import NostrCrawlerResource
+from nostr_assets.defs.relays.relay_list import (
+    contactable_relays,
+    guarded_relays_skipped,
+    report_guarded,
+)
+from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
 from nostr_assets.lib.event import Event
 from nostr_assets.lib.hourly_fetch import hours_between
 from nostr_assets.lib.nip66 import MonitorReport, latest_reports
@@ -168,6 +172,7 @@ def relay_snapshots(
     context: dg.AssetExecutionContext,
     duckdb: DuckDBResource,
     crawler: NostrCrawlerResource,
+    relay_sources: RelaySourcesResource,
 ) -> dg.MaterializeResult:
     """One row per catalogued relay and hour: DNS answer, the IP actually connected to,
     reachable or not with the error class, round-trip times (open, read, NIP-11), and the
@@ -182,11 +187,16 @@ def relay_snapshots(
     probe_hour = observable[-1] if observable else None
     past = [h for h in hours if h != probe_hour]
     with duckdb.get_connection() as conn:
-        relays = contactable_relays(conn, crawler.allow_private_addresses)
-        catalog = set(contactable_relays(conn, allow_private=True))
+        listed = relay_sources.listed()
+        relays = contactable_relays(conn, crawler.allow_private_addresses, listed)
+        guarded = guarded_relays_skipped(conn, crawler.allow_private_addresses, listed)
+        # Past hours: any catalogued relay, retired since or not, may have a report then.
+        catalog = set(contactable_relays(conn, allow_private=True, listed=None))
         probed = probed_relays(conn, past)
         reports = {hour: monitor_reports(conn, hour, catalog - probed[hour]) for hour in past}
     probes = []
+    # Only the probe contacts relays: without one, the guard skipped nothing.
+    report_guarded(context, guarded if probe_hour is not None else [])
     if probe_hour is not None:
         probes = asyncio.run(probe_all(relays, crawler.client_config(), crawler.concurrency))
 

@@ -1,0 +1,391 @@
+"""Every setting of nostr-analytics, once: variable, type, default, meaning and check.
+
+The code location, the command line and (through the Dagster side) dbt read their settings
+here and nowhere else, so a value means the same thing everywhere: before issue 7,
+``NOSTR_ALLOW_PRIVATE_ADDRESSES=on`` opened the address guard for the assets and not for the
+CLI. A bad value is refused before any work with one line naming the variable, the value and
+what it accepts; every bad value is reported at once (``SettingsError``), so fixing an
+environment takes one round, not one per variable.
+
+A variable set to the empty string counts as unset: ``.env`` files and compose templates
+write ``NAME=`` for "not configured". Relative paths are relative to the project root, not to
+the working directory, so the code server, the daemon's run workers and dbt agree on them.
+
+No dagster import: the CLI and the library use this module too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nostr_assets.lib.relay_url import InvalidRelayUrl, normalize_relay_url
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+class SettingsError(Exception):
+    """Bad settings: ``problems`` holds one line per bad value.
+
+    Not a ValueError on purpose: pydantic wraps ValueErrors raised in resource validators into
+    a multi-line report; this one passes through with its single line intact.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def problem(name: str, value: object, expected: str) -> str:
+    """The one line that refuses a value: ``NOSTR_KINDS='abc': expected ...``."""
+    return f"{name}={value!r}: {expected}"
+
+
+# Parsers take the variable's text and return the typed value, or raise ValueError whose
+# message completes the problem line ("expected ...").
+
+
+def parse_truth(text: str) -> bool:
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError("expected 1, true, yes, on (allow) or 0, false, no, off, empty (refuse)")
+
+
+def parse_kinds(text: str) -> tuple[int, ...] | None:
+    """Sorted distinct kinds, or None (every kind) for an empty value."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    expected = "expected comma-separated integers 0..65535 (empty: every kind)"
+    if not all(p.isascii() and p.isdigit() and int(p) <= 65535 for p in parts):
+        raise ValueError(expected)
+    return tuple(sorted({int(p) for p in parts})) or None
+
+
+def parse_positive_int(text: str) -> int:
+    # 0 would make every semaphore of the crawl wait forever: a hung step, not an error.
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError("expected an integer >= 1")
+    return value
+
+
+def parse_seconds(text: str) -> float:
+    # nan and inf parse as floats; a timeout of either never fires, and 0 or less fires at once.
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("expected a finite number of seconds > 0")
+    return value
+
+
+def parse_relay_urls(text: str) -> tuple[str, ...]:
+    """Normalised relay URLs, first spelling wins; every bad one is named, none dropped."""
+    urls: list[str] = []
+    bad: list[str] = []
+    for raw in (part.strip() for part in text.split(",")):
+        if not raw:
+            continue
+        try:
+            url = normalize_relay_url(raw)
+        except InvalidRelayUrl as error:
+            bad.append(f"{raw!r} ({error.reason})")
+            continue
+        if url not in urls:
+            urls.append(url)
+    if bad:
+        raise ValueError(
+            f"not relay URLs: {', '.join(bad)}; expected comma-separated ws:// or wss:// URLs"
+        )
+    return tuple(urls)
+
+
+def parse_path(text: str) -> Path:
+    return Path(text.strip()).expanduser()
+
+
+def parse_partition_start(text: str) -> str:
+    expected = "expected a past UTC hour as YYYY-MM-DD-HH:00"
+    try:
+        start = datetime.strptime(text.strip(), PARTITION_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(expected) from None
+    # A start in the future leaves no partition for the schedule's hour; a start off the hour
+    # would shift every partition boundary away from the hours the crawler fetches.
+    if start.minute or start > datetime.now(UTC):
+        raise ValueError(expected)
+    return start.strftime(PARTITION_FORMAT)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the configuration table."""
+
+    name: str  # the environment variable
+    field: str  # its attribute on Settings
+    type: str
+    default: str  # the text used when the variable is unset or empty
+    meaning: str
+    parse: Callable[[str], Any]
+    is_path: bool = False  # relative values are resolved against the project root
+    shown_default: str | None = None  # how the README shows the default, when not `default`
+
+
+# The first partition of a new install: recent, because Dagster lists every partition, filled
+# or not, and the 34,000 empty hours since 2023 made the asset pages unusable. A fixed hour
+# rather than "now minus N days", so partition keys do not move at every restart. Set
+# NOSTR_PARTITIONS_START earlier to backfill further back; hours never filled cost nothing else.
+DEFAULT_PARTITIONS_START = "2026-11-01-00:00"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "NOSTR_PROJECT_ROOT",
+        "project_root",
+        "folder",
+        "",
+        "the folder holding data/ and dbt_project/; relative paths below start here",
+        parse_path,
+        shown_default="the checkout holding this package, else the working directory",
+    ),
+    Setting(
+        "NOSTR_DUCKDB_PATH",
+        "duckdb_path",
+        "file path",
+        "data/nostr.duckdb",
+        "the DuckDB warehouse; Dagster and dbt both use it",
+        parse_path,
+        is_path=True,
+    ),
+    Setting(
+        "NOSTR_RELAYS",
+        "relays",
+        "comma-separated ws(s):// URLs",
+        "",
+        "relays to crawl besides the relays file; a URL removed from here is no longer fetched",
+        parse_relay_urls,
+        shown_default="none",
+    ),
+    Setting(
+        "NOSTR_RELAYS_FILE",
+        "relays_file",
+        "file path",
+        "data/relays.txt",
+        "the bootstrap relay list, one URL per line, # comments; removed URLs are no longer "
+        "fetched",
+        parse_path,
+        is_path=True,
+    ),
+    Setting(
+        "NOSTR_KINDS",
+        "kinds",
+        "comma-separated integers 0..65535",
+        "",
+        "event kinds to fetch, e.g. 1,7,30023",
+        parse_kinds,
+        shown_default="every kind",
+    ),
+    Setting(
+        "NOSTR_CONCURRENCY",
+        "concurrency",
+        "integer >= 1",
+        "16",
+        "relay connections open at once",
+        parse_positive_int,
+    ),
+    Setting(
+        "NOSTR_CONNECT_TIMEOUT",
+        "connect_timeout",
+        "seconds > 0",
+        "10",
+        "DNS, TCP, TLS and websocket handshake, per relay",
+        parse_seconds,
+    ),
+    Setting(
+        "NOSTR_IDLE_TIMEOUT",
+        "idle_timeout",
+        "seconds > 0",
+        "15",
+        "silence tolerated from a relay before giving up on it",
+        parse_seconds,
+    ),
+    Setting(
+        "NOSTR_TOTAL_TIMEOUT",
+        "total_timeout",
+        "seconds > 0",
+        "300",
+        "everything one relay may take for one window",
+        parse_seconds,
+    ),
+    Setting(
+        "NOSTR_ALLOW_PRIVATE_ADDRESSES",
+        "allow_private_addresses",
+        "1/true/yes/on or 0/false/no/off",
+        "false",
+        "contact relays on private, loopback and link-local addresses (tests, own relays)",
+        parse_truth,
+    ),
+    Setting(
+        "NOSTR_GEOIP_CITY_DB",
+        "geoip_city_db",
+        "file path",
+        "",
+        "the city .mmdb database",
+        parse_path,
+        is_path=True,
+        shown_default="the best found in data/geoip/",
+    ),
+    Setting(
+        "NOSTR_GEOIP_ASN_DB",
+        "geoip_asn_db",
+        "file path",
+        "",
+        "the ASN .mmdb database (optional)",
+        parse_path,
+        is_path=True,
+        shown_default="the one found in data/geoip/, if any",
+    ),
+    Setting(
+        "NOSTR_PARTITIONS_START",
+        "partitions_start",
+        "UTC hour, YYYY-MM-DD-HH:00",
+        DEFAULT_PARTITIONS_START,
+        "the first hourly partition: how far back a backfill can reach",
+        parse_partition_start,
+    ),
+)
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parsed configuration; see SETTINGS for what each field means."""
+
+    project_root: Path
+    duckdb_path: Path
+    relays: tuple[str, ...]
+    relays_file: Path | None  # None: unset and the default file is absent
+    kinds: tuple[int, ...] | None  # None: every kind
+    concurrency: int
+    connect_timeout: float
+    idle_timeout: float
+    total_timeout: float
+    allow_private_addresses: bool
+    geoip_city_db: Path | None  # None: the best database found in data/geoip/
+    geoip_asn_db: Path | None
+    partitions_start: str
+
+
+def _is_project(folder: Path) -> bool:
+    return (folder / "dbt_project" / "dbt_project.yml").is_file()
+
+
+def find_project_root(environ: Mapping[str, str] | None = None) -> Path:
+    """The project folder: NOSTR_PROJECT_ROOT, else the checkout this package lives in, else
+    the working directory.
+
+    The checkout comes before the working directory because the dbt project is found beside
+    the package too: a `dagster dev` started from another folder must not pair this code with
+    a new, empty warehouse there. A package installed from a wheel lives in site-packages,
+    which holds no dbt_project/: then the folder it is run from is the project.
+    """
+    environ = os.environ if environ is None else environ
+    override = environ.get("NOSTR_PROJECT_ROOT", "").strip()
+    if override:
+        return Path(override).expanduser().resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if _is_project(checkout):
+        return checkout
+    return Path.cwd().resolve()
+
+
+def read_relays_file(path: Path, name: str = "NOSTR_RELAYS_FILE") -> tuple[str, ...]:
+    """The normalised URLs of a relay list (one per line, ``#`` comments); raises
+    SettingsError naming each line that is not a relay URL, or an unreadable file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SettingsError([problem(name, str(path), f"cannot read: {error.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise SettingsError([problem(name, str(path), "not UTF-8 text")]) from None
+    urls: list[str] = []
+    bad: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        raw = line.split("#", 1)[0].strip()
+        if not raw:
+            continue
+        try:
+            url = normalize_relay_url(raw)
+        except InvalidRelayUrl as error:
+            bad.append(f"line {number} {raw!r} ({error.reason})")
+            continue
+        if url not in urls:
+            urls.append(url)
+    if bad:
+        expected = "expected ws:// or wss:// URLs, one per line"
+        raise SettingsError([problem(name, str(path), f"{'; '.join(bad)}: {expected}")])
+    return tuple(urls)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, only: Iterable[str] | None = None
+) -> Settings:
+    """Parse and check the settings from ``environ`` (default: the process environment).
+
+    ``only`` limits the checks to the named variables (the CLI needs five); the others take
+    their defaults. Raises SettingsError with one line per bad value.
+    """
+    environ = os.environ if environ is None else environ
+    wanted = set(BY_NAME) if only is None else set(only)
+    unknown = wanted - set(BY_NAME)
+    if unknown:
+        raise KeyError(f"no such setting: {sorted(unknown)}")
+    problems: list[str] = []
+    root = find_project_root(environ if "NOSTR_PROJECT_ROOT" in wanted else {})
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        given = environ.get(setting.name, "") if setting.name in wanted else ""
+        text = given if given.strip() else setting.default
+        try:
+            value = setting.parse(text) if text.strip() else None
+        except ValueError as error:
+            problems.append(problem(setting.name, given, str(error)))
+            continue
+        if setting.is_path and value is not None:
+            value = (root / value).resolve()
+        values[setting.field] = value
+
+    values["project_root"] = root
+    if not root.is_dir():
+        problems.append(problem("NOSTR_PROJECT_ROOT", str(root), "expected an existing folder"))
+    values["relays"] = values.get("relays") or ()
+    relays_file = values.get("relays_file")
+    explicit_file = "NOSTR_RELAYS_FILE" in wanted and environ.get("NOSTR_RELAYS_FILE", "").strip()
+    if relays_file is not None and not explicit_file and not relays_file.exists():
+        # A new install from a wheel has no data/relays.txt: then NOSTR_RELAYS alone.
+        values["relays_file"] = None
+    elif relays_file is not None and "NOSTR_RELAYS_FILE" in wanted:
+        try:
+            read_relays_file(relays_file)
+        except SettingsError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values)
+
+
+def configuration_rows() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) per setting: the README's configuration table."""
+    return [(s.name, s.shown_default or s.default, f"{s.meaning} ({s.type})") for s in SETTINGS]
