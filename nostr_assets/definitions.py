@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from nostr_assets.defs import automation
-from nostr_assets.defs.dbt.assets import dbt_hourly_models, dbt_models, dbt_staging_models
+from nostr_assets.defs import automation, recovery
+from nostr_assets.defs.data_freshness import data_freshness_checks
+from nostr_assets.defs.dbt.assets import dbt_hourly_models, dbt_models
 from nostr_assets.defs.events.assets import nostr_events
 from nostr_assets.defs.geo.assets import asn_database, city_database, relay_geolocations
 from nostr_assets.defs.relays.catalog import relay_catalog
@@ -18,16 +19,17 @@ defs = dg.Definitions(
         asn_database,
         relay_geolocations,
         nostr_events,
-        dbt_staging_models,
         dbt_hourly_models,
         dbt_models,
     ],
+    asset_checks=data_freshness_checks,
     jobs=[automation.raw_hourly_job, automation.raw_events_job, automation.relay_catalog_job],
     schedules=[automation.hourly_raw_schedule],
     sensors=[
         automation.late_events_sensor,
         automation.relay_discovery_sensor,
         automation.automation_sensor,
+        recovery.dead_run_sensor,
     ],
     resources=build_resources(),
     # Steps share one DuckDB file that only one process may write, so they take turns anyway;

@@ -547,6 +547,22 @@ def test_dbt_tests_arrive_as_passing_asset_checks(world):
     assert {"valid_event_share", "relays_reached"} <= {e.check_name for e in evaluations}
 
 
+def test_dbt_tests_across_models_are_checks_not_phantom_assets(world):
+    """A dbt test reading several models is a check of one of them; before, it was logged as
+    observations of keys no definition has (`fct_relay_coverage`), which the UI listed."""
+    known = defs.resolve_asset_graph().get_all_asset_keys()
+    events = [
+        *(e for r in world.results for e in r.get_asset_observation_events()),
+        *(e for r in world.results for e in r.get_asset_materialization_events()),
+    ]
+    assert {e.asset_key for e in events} <= known
+    checks = {e.check_name for r in world.results for e in r.get_asset_check_evaluations()}
+    assert {
+        "assert_exclusive_events_match_replication",
+        "assert_replication_sums_to_events",
+    } <= checks
+
+
 def test_running_everything_twice_gives_identical_marts(world):
     first, second = warehouse_tables(world.first_run), warehouse_tables(world.second_run)
     assert {name.removeprefix("main.") for name in first} >= {

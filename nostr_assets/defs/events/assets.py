@@ -9,10 +9,15 @@ from datetime import datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from nostr_assets.defs.events.diagnosis import explain_unreached
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import hourly_partitions
-from nostr_assets.defs.relays.relay_list import contactable_relays
-from nostr_assets.defs.resources import NostrCrawlerResource
+from nostr_assets.defs.relays.relay_list import (
+    contactable_relays,
+    guarded_relays_skipped,
+    report_guarded,
+)
+from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
 from nostr_assets.lib.crawler import CrawlResult
 from nostr_assets.lib.event_landing import crawl_rows, land_window
 from nostr_assets.lib.hourly_fetch import (
@@ -130,6 +135,7 @@ def nostr_events(
     context: dg.AssetExecutionContext,
     duckdb: DuckDBResource,
     crawler: NostrCrawlerResource,
+    relay_sources: RelaySourcesResource,
 ):
     """Fetch every event whose created_at falls in each hour of the run's window from every
     contactable relay in the catalog, page by page until complete, verified and deduplicated."""
@@ -139,15 +145,19 @@ def nostr_events(
     # cost 0.4 s per hour when every hour opened its own (bench_backfill). Other writers wait
     # for the `duckdb` pool anyway; readers retry on their next tick.
     with duckdb.get_connection() as conn:
-        relays = contactable_relays(conn, crawler.allow_private_addresses)
+        listed = relay_sources.listed()
+        relays = contactable_relays(conn, crawler.allow_private_addresses, listed)
+        guarded = guarded_relays_skipped(conn, crawler.allow_private_addresses, listed)
+        report_guarded(context, guarded, asset_key=EVENTS)
         if not relays:
             raise dg.Failure(
-                "No relay can be contacted: the catalog is empty or every relay is guarded. "
+                "No relay can be contacted: the catalog is empty or every relay is guarded "
+                "or retired. "
                 "Materialise raw/relay_catalog first, or set NOSTR_RELAYS."
             )
         context.log.info(f"Fetching {len(hours)} hour(s) from {len(relays)} relays")
         summary = _fetch_and_land(context, conn, relays, hours, crawler)
-    yield from _results(summary, len(hours))
+    yield from _results(summary, len(hours), context.partition_keys)
 
 
 @dataclass
@@ -156,6 +166,8 @@ class _Summary:
     invalid: Counter = field(default_factory=Counter)
     per_relay: dict[str, dict] = field(default_factory=dict)
     hours_without_relay: list[str] = field(default_factory=list)
+    # Error classes of the relays in the hours no relay answered: the clue to the cause.
+    unreached_errors: Counter = field(default_factory=Counter)
     fetch_wall_seconds: float = 0.0
 
     def add(self, batch: LandedBatch) -> None:
@@ -170,7 +182,10 @@ class _Summary:
     def _add_relay_stats(self, crawled: CrawledHour) -> None:
         stats = crawled.result.relay_stats
         if not any(s.eose_received or not s.error_class for s in stats):
-            self.hours_without_relay.append(f"{crawled.hour:%Y-%m-%d %H:00}")
+            self.hours_without_relay.append(
+                hourly_partitions.get_partition_key_for_timestamp(crawled.hour.timestamp())
+            )
+            self.unreached_errors.update(s.error_class for s in stats)
         for s in stats:
             self.invalid.update(s.invalid)
             row = self.per_relay.setdefault(
@@ -227,7 +242,14 @@ def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource)
     return summary
 
 
-def _results(summary: _Summary, hours: int):
+def _results(summary: _Summary, hours: int, partition_keys: list[str]):
+    """The run's materializations and checks, or a failure for the hours no relay answered.
+
+    An hour that reached no relay is not materialized: it shows as failed in the UI, and
+    automation builds nothing downstream of it. Its per-relay fetch statistics are already
+    landed, so the outage stays on record. In a range, the hours that did reach a relay are
+    materialized one by one before the run fails, so downstream automation picks them up.
+    """
     per_relay = summary.per_relay
     failed = sum(1 for r in per_relay.values() if r["error_class"])
     invalid_events = sum(summary.invalid.values())
@@ -244,38 +266,56 @@ def _results(summary: _Summary, hours: int):
         "invalid_events": invalid_events,
         **{f"invalid/{reason}": n for reason, n in sorted(summary.invalid.items())},
     }
-    yield dg.MaterializeResult(
-        asset_key=EVENTS,
-        metadata={
-            "dagster/row_count": summary.totals["events"],
-            **common,
-            "worst_relays": dg.MetadataValue.md(_worst_relays_markdown(list(per_relay.values()))),
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key=SIGHTINGS, metadata={"dagster/row_count": summary.totals["sightings"], **common}
-    )
-    yield dg.MaterializeResult(
-        asset_key=FETCH_STATS, metadata={"dagster/row_count": len(per_relay) * hours, **common}
-    )
+    row_counts = {
+        EVENTS: summary.totals["events"],
+        SIGHTINGS: summary.totals["sightings"],
+        FETCH_STATS: len(per_relay) * hours,
+    }
     served = sum(r["events"] for r in per_relay.values())
     share = served / (served + invalid_events) if served else 1.0
+    unreached = summary.hours_without_relay
+    reached_check = dg.AssetCheckResult(
+        check_name="relays_reached",
+        asset_key=EVENTS,
+        passed=not unreached,
+        metadata={
+            "relays_reached": common["relays_reached"],
+            "hours_without_any_relay": len(unreached),
+            "first_such_hours": ", ".join(unreached[:5]),
+        },
+    )
+    if unreached:
+        explanation = explain_unreached(summary.unreached_errors, unreached)
+        for key in partition_keys:
+            if key in unreached:
+                continue
+            for asset_key in (EVENTS, SIGHTINGS, FETCH_STATS):
+                yield dg.AssetMaterialization(asset_key, partition=key, metadata=common)
+        yield reached_check
+        raise dg.Failure(
+            description=explanation,
+            metadata={
+                "hours_without_any_relay": len(unreached),
+                "first_such_hours": ", ".join(unreached[:5]),
+                **{f"relay_errors/{name}": n for name, n in summary.unreached_errors.items()},
+                **common,
+            },
+            # Fetching the same hour again at once meets the same network: no step retry.
+            allow_retries=False,
+        )
+    worst = dg.MetadataValue.md(_worst_relays_markdown(list(per_relay.values())))
+    for asset_key, rows in row_counts.items():
+        extra = {"worst_relays": worst} if asset_key == EVENTS else {}
+        yield dg.MaterializeResult(
+            asset_key=asset_key, metadata={"dagster/row_count": rows, **common, **extra}
+        )
     yield dg.AssetCheckResult(
         check_name="valid_event_share",
         asset_key=EVENTS,
         passed=share >= MIN_VALID_SHARE,
         metadata={"valid_share": share, "valid": served, "invalid": invalid_events},
     )
-    yield dg.AssetCheckResult(
-        check_name="relays_reached",
-        asset_key=EVENTS,
-        passed=not summary.hours_without_relay,
-        metadata={
-            "relays_reached": common["relays_reached"],
-            "hours_without_any_relay": len(summary.hours_without_relay),
-            "first_such_hours": ", ".join(summary.hours_without_relay[:5]),
-        },
-    )
+    yield reached_check
 
 
 def _run_async(iterator):

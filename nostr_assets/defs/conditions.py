@@ -1,0 +1,33 @@
+"""When the dbt models rebuild by themselves: after the hour they read has landed, and only then.
+
+Dagster's `AutomationCondition.eager()` does not fit an hourly pipeline that starts today:
+- it considers only the latest hour of a partitioned model, so an hour fetched again later (the
+  late-events sensor re-fetches the hour from 48 hours ago, a backfill fills last week) never
+  reaches the hourly marts;
+- `any_deps_missing` on a model that is not partitioned looks at every hour of its hourly
+  parents, and hours nobody fetched (history before the install, a night the machine was off,
+  an hour whose fetch failed) are missing forever, so the model never rebuilds.
+
+So the hourly models follow their parents hour by hour, and the other models follow any hour
+that lands while ignoring the hours that never did. An hour whose fetch failed records no
+materialization (see `defs/events/assets.py`), so nothing downstream is requested for it.
+"""
+
+import dagster as dg
+
+_updated = dg.AutomationCondition.any_deps_updated().since_last_handled()
+_not_busy = ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress()
+
+# An hour of a partitioned model, once the same hour of each parent has landed or will this tick.
+HOURLY_MODEL = (_updated & ~dg.AutomationCondition.any_deps_missing() & _not_busy).with_label(
+    "hour_landed"
+)
+
+
+def whole_model(hourly_parents: dg.AssetSelection) -> dg.AutomationCondition:
+    """A model without partitions: after any parent updates, once its unpartitioned parents
+    exist; the hours its hourly parents never filled do not count as missing."""
+    # No first build on its own (eager's `newly_missing`): a model over staging views that no
+    # hour has created yet would fail; the first hour that lands builds it.
+    missing_parent = dg.AutomationCondition.any_deps_missing().ignore(hourly_parents)
+    return (_updated & ~missing_parent & _not_busy).with_label("parents_landed")
