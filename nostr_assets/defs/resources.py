@@ -26,7 +26,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
 from nostr_assets.lib.geo import ASN_DB_NAMES, CITY_DB_NAMES
@@ -215,6 +215,16 @@ class RelaySourcesResource(dg.ConfigurableResource):
         return sorted(self.bootstrap())
 
 
+# Crawler fields checked by the parser of the variable that sets them.
+_CRAWLER_VARIABLES = {
+    "concurrency": "NOSTR_CONCURRENCY",
+    "connect_timeout_s": "NOSTR_CONNECT_TIMEOUT",
+    "idle_timeout_s": "NOSTR_IDLE_TIMEOUT",
+    "total_timeout_s": "NOSTR_TOTAL_TIMEOUT",
+    "allow_private_addresses": "NOSTR_ALLOW_PRIVATE_ADDRESSES",
+}
+
+
 class NostrCrawlerResource(dg.ConfigurableResource):
     """How relays are contacted: kinds, timeouts, concurrency and the address guard."""
 
@@ -237,30 +247,11 @@ class NostrCrawlerResource(dg.ConfigurableResource):
     def _kinds(cls, value: Any) -> Any:
         return ",".join(str(k) for k in _check("NOSTR_KINDS", value) or ())
 
-    @field_validator("concurrency", mode="before")
+    @field_validator(*_CRAWLER_VARIABLES, mode="before")
     @classmethod
-    def _concurrency(cls, value: Any) -> Any:
-        return _check("NOSTR_CONCURRENCY", value)
-
-    @field_validator("connect_timeout_s", mode="before")
-    @classmethod
-    def _connect_timeout(cls, value: Any) -> Any:
-        return _check("NOSTR_CONNECT_TIMEOUT", value)
-
-    @field_validator("idle_timeout_s", mode="before")
-    @classmethod
-    def _idle_timeout(cls, value: Any) -> Any:
-        return _check("NOSTR_IDLE_TIMEOUT", value)
-
-    @field_validator("total_timeout_s", mode="before")
-    @classmethod
-    def _total_timeout(cls, value: Any) -> Any:
-        return _check("NOSTR_TOTAL_TIMEOUT", value)
-
-    @field_validator("allow_private_addresses", mode="before")
-    @classmethod
-    def _allow_private(cls, value: Any) -> Any:
-        return _check("NOSTR_ALLOW_PRIVATE_ADDRESSES", value)
+    def _checked(cls, value: Any, info: ValidationInfo) -> Any:
+        """The same parser as the variable's, whichever way the value arrives."""
+        return _check(_CRAWLER_VARIABLES[info.field_name], value)
 
     def kind_list(self) -> list[int] | None:
         kinds = parse_kinds(self.kinds)
