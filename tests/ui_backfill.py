@@ -192,7 +192,15 @@ def ui_backfill_instance(temp_dir: str | os.PathLike | None = None) -> Iterator[
     with dg.instance_for_test(
         temp_dir=os.fspath(temp_dir) if temp_dir is not None else None,
         synchronous_run_coordinator=True,
-        overrides={"run_launcher": {"module": __name__, "class": "ThreadedSyncRunLauncher"}},
+        overrides={
+            "run_launcher": {"module": __name__, "class": "ThreadedSyncRunLauncher"},
+            # The local compute log manager tails stdout through a subprocess that, under
+            # pytest's output capture and a run in a thread, never ends: capture nothing.
+            "compute_logs": {
+                "module": "dagster._core.storage.noop_compute_log_manager",
+                "class": "NoOpComputeLogManager",
+            },
+        },
     ) as instance:
         yield instance
 
