@@ -92,25 +92,27 @@ def parse_seconds(text: str) -> float:
     return value
 
 
+def _normalise_all(labelled: Iterable[tuple[str, str]]) -> tuple[tuple[str, ...], list[str]]:
+    """(normalised URLs in first-seen order without repeats, "label (reason)" per bad one)."""
+    urls: dict[str, None] = {}
+    bad: list[str] = []
+    for label, raw in labelled:
+        try:
+            urls.setdefault(normalize_relay_url(raw))
+        except InvalidRelayUrl as error:
+            bad.append(f"{label} ({error.reason})")
+    return tuple(urls), bad
+
+
 def parse_relay_urls(text: str) -> tuple[str, ...]:
     """Normalised relay URLs, first spelling wins; every bad one is named, none dropped."""
-    urls: list[str] = []
-    bad: list[str] = []
-    for raw in (part.strip() for part in text.split(",")):
-        if not raw:
-            continue
-        try:
-            url = normalize_relay_url(raw)
-        except InvalidRelayUrl as error:
-            bad.append(f"{raw!r} ({error.reason})")
-            continue
-        if url not in urls:
-            urls.append(url)
+    parts = (part.strip() for part in text.split(","))
+    urls, bad = _normalise_all((repr(raw), raw) for raw in parts if raw)
     if bad:
         raise ValueError(
             f"not relay URLs: {', '.join(bad)}; expected comma-separated ws:// or wss:// URLs"
         )
-    return tuple(urls)
+    return urls
 
 
 def parse_path(text: str) -> Path:
@@ -320,23 +322,12 @@ def read_relays_file(path: Path, name: str = "NOSTR_RELAYS_FILE") -> tuple[str, 
         raise SettingsError([problem(name, str(path), f"cannot read: {error.strerror}")]) from None
     except UnicodeDecodeError:
         raise SettingsError([problem(name, str(path), "not UTF-8 text")]) from None
-    urls: list[str] = []
-    bad: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        raw = line.split("#", 1)[0].strip()
-        if not raw:
-            continue
-        try:
-            url = normalize_relay_url(raw)
-        except InvalidRelayUrl as error:
-            bad.append(f"line {number} {raw!r} ({error.reason})")
-            continue
-        if url not in urls:
-            urls.append(url)
+    lines = ((n, line.split("#", 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1))
+    urls, bad = _normalise_all((f"line {n} {raw!r}", raw) for n, raw in lines if raw)
     if bad:
         expected = "expected ws:// or wss:// URLs, one per line"
         raise SettingsError([problem(name, str(path), f"{'; '.join(bad)}: {expected}")])
-    return tuple(urls)
+    return urls
 
 
 def load_settings(
