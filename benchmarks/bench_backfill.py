@@ -79,8 +79,8 @@ def relay_ceiling(relay_url: str) -> tuple[int, float]:
     """Events/s the relay can serve at all: the same hourly fetch, verified, but not landed."""
     import asyncio
 
-    from nostr_assets.lib.hourly_fetch import fetch_hours, hours_between
-    from nostr_assets.lib.relay_client import ClientConfig
+    from nostr_assets.lib.network.connection import ClientConfig
+    from nostr_assets.lib.network.hourly_fetch import fetch_hours, hours_between
 
     hours = hours_between(WEEK_START, WEEK_START + timedelta(hours=HOURS))
 

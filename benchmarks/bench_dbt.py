@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from nostr_assets.lib.warehouse import ensure_raw_tables
+from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT = str(Path(sys.executable).with_name("dbt"))

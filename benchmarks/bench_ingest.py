@@ -32,14 +32,14 @@ from coincurve import PublicKeyXOnly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import load_or_build
-
-from nostr_assets.lib.event import Event, encode_event
-from nostr_assets.lib.frame_ingest import (
+from frame_ingest import (
     FrameIngestor,
-    ParallelFrameIngestor,
     gc_paused,
 )
+from parallel_ingest import ParallelFrameIngestor
+from synthetic import load_or_build
+
+from nostr_assets.lib.protocol.event import Event, encode_event
 
 SEEN_BASE = 1_800_000_000.0
 PAGE = 5_000  # frames fed per call, like a crawler handing over a page of messages

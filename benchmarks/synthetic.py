@@ -22,7 +22,7 @@ from pathlib import Path
 
 import msgspec
 
-from nostr_assets.lib.event import Event, canonical_serialization, encode_event
+from nostr_assets.lib.protocol.event import Event, canonical_serialization, encode_event
 
 # Bump when the generator changes, so stale cache files are not reused.
 GENERATOR_VERSION = 1

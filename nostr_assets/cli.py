@@ -26,12 +26,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nostr_assets.lib.crawler import crawl
-from nostr_assets.lib.event import encode_event
-from nostr_assets.lib.ingest import IngestState
-from nostr_assets.lib.probe import probe_relay
-from nostr_assets.lib.relay_client import ClientConfig, WindowStats
-from nostr_assets.lib.relay_url import InvalidRelayUrl, normalize_relay_url
+from nostr_assets.lib.network.connection import ClientConfig
+from nostr_assets.lib.network.crawler import crawl
+from nostr_assets.lib.network.probe import probe_relay
+from nostr_assets.lib.network.window_reader import WindowStats
+from nostr_assets.lib.protocol.event import encode_event
+from nostr_assets.lib.protocol.ingest import IngestState
+from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl, normalize_relay_url
 from nostr_assets.settings import (
     Settings,
     SettingsError,

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nostr_assets.lib.relay_url import InvalidRelayUrl, normalize_relay_url
+from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl, normalize_relay_url
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")

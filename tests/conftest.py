@@ -17,7 +17,7 @@ os.environ.setdefault("NOSTR_PARTITIONS_START", "2024-01-01-00:00")
 import pytest
 from relays import RelayHandle, make_events, start_relay
 
-from nostr_assets.lib.event import Event
+from nostr_assets.lib.protocol.event import Event
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from nostr_assets.lib.event import Event, encode_event
+from nostr_assets.lib.protocol.event import Event, encode_event
 
 
 @dataclass

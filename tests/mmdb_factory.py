@@ -10,8 +10,9 @@ layout), so the code under test cannot tell the difference.
                                              "longitude": 4.89}})
     write_asn_db(path, {"203.0.113.0/24": {"asn": 64500, "as_organization": "Example AS"}})
 
-Keys follow ``nostr_assets.lib.geo.GeoRow``; each is optional. Any other key is copied into the
-record unchanged (for example ``"subdivisions": [...]``). Networks may be IPv4 or IPv6;
+Keys follow ``nostr_assets.lib.network.geolocation.GeoRow``; each is optional. Any other key
+is copied into the record unchanged (for example ``"subdivisions": [...]``). Networks may be
+IPv4 or IPv6;
 ``ip_version=4`` writes an IPv4-only tree.
 """
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nostr_assets.lib.event import Event, encode_event, sign_event
+from nostr_assets.lib.protocol.event import Event, encode_event, sign_event
 
 # 2024-01-01T00:00:00Z: the first hour of the fixed test data.
 BASE_HOUR = 1_704_067_200

@@ -26,11 +26,13 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
-from nostr_assets.lib.geo import ASN_DB_NAMES, CITY_DB_NAMES
-from nostr_assets.lib.relay_client import ClientConfig
+from nostr_assets.lib.network.connection import ClientConfig
+from nostr_assets.lib.network.geolocation import asn_database_in, city_database_in
+from nostr_assets.lib.warehouse.raw_table import SchemaMismatch
+from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 from nostr_assets.settings import (
     BY_NAME,
     Settings,
@@ -135,6 +137,8 @@ class WarehouseResource(DuckDBResource):
     say) is refused.
     """
 
+    _schema_checked: bool = PrivateAttr(default=False)
+
     @field_validator("database", mode="before")
     @classmethod
     def _database(cls, value: Any) -> Any:
@@ -167,9 +171,24 @@ class WarehouseResource(DuckDBResource):
             raise WarehouseUnusable(self.database, why)
         conn = self._connect(read_only)
         try:
+            if not read_only and not self._schema_checked:
+                self._check_schema(conn)
             yield conn
         finally:
             conn.close()
+
+    def _check_schema(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """The start-up schema check, once per process: old tables upgraded, a lossy
+        difference refused before any asset writes."""
+        try:
+            upgrades = ensure_raw_tables(conn)
+        except SchemaMismatch as mismatch:
+            raise WarehouseUnusable(
+                self.database, f"has an incompatible schema: {mismatch}"
+            ) from None
+        for statement in upgrades:
+            dg.get_dagster_logger().info(f"Warehouse upgraded: {statement}")
+        self._schema_checked = True
 
     def exists(self) -> bool:
         return self.database == ":memory:" or Path(self.database).exists()
@@ -283,18 +302,10 @@ class GeoIPResource(dg.ConfigurableResource):
         return Path(self.geoip_dir or find_project_root() / "data" / "geoip")
 
     def city_path(self) -> Path:
-        if self.city_db:
-            return Path(self.city_db)
-        folder = self._folder()
-        found = [folder / name for name in CITY_DB_NAMES if (folder / name).is_file()]
-        # None found: the path of the free database `make geoip` installs, for the message.
-        return found[0] if found else folder / CITY_DB_NAMES[-1]
+        return Path(self.city_db) if self.city_db else city_database_in(self._folder())
 
     def asn_path(self) -> Path | None:
-        if self.asn_db:
-            return Path(self.asn_db)
-        folder = self._folder()
-        return next((folder / n for n in ASN_DB_NAMES if (folder / n).is_file()), None)
+        return Path(self.asn_db) if self.asn_db else asn_database_in(self._folder())
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from nostr_assets.lib.warehouse import ensure_raw_tables
+from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 
 T0 = 1704103200  # 2024-01-01 10:00:00 UTC
 

@@ -18,9 +18,11 @@ import pytest
 from nostr_assets.defs import automation
 from nostr_assets.defs.partitions import hourly_partitions
 from nostr_assets.defs.resources import WarehouseResource
-from nostr_assets.lib.event import sign_event
-from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
-from nostr_assets.lib.warehouse import ensure_raw_tables
+from nostr_assets.lib.protocol.event import sign_event
+from nostr_assets.lib.warehouse.event_landing import land_window
+from nostr_assets.lib.warehouse.schema import ensure_raw_tables
+from nostr_assets.lib.warehouse.tables.event_relay_sightings import sighting_rows
+from nostr_assets.lib.warehouse.tables.nostr_events import event_rows
 
 RAW_HOURLY = [
     "relay_snapshots",
@@ -153,6 +155,7 @@ def test_relay_discovery_sensor_requests_catalog_for_new_relays(tmp_path):
     )
     hour = datetime(2024, 1, 1, tzinfo=UTC)
     with duckdb.connect(str(database)) as conn:
+        ensure_raw_tables(conn)
         events = event_rows([relay_list], {relay_list.id: 1_704_067_300.0})
         land_window(conn, hour, hour.replace(hour=1), events, sighting_rows([], {}))
         conn.execute(

@@ -15,9 +15,9 @@ import pytest
 
 from nostr_assets.defs.events.assets import EVENTS, FETCH_STATS, SIGHTINGS, _results, _Summary
 from nostr_assets.defs.events.diagnosis import explain_unreached
-from nostr_assets.lib.crawler import CrawlResult
-from nostr_assets.lib.hourly_fetch import CrawledHour, LandedBatch
-from nostr_assets.lib.relay_client import WindowStats
+from nostr_assets.lib.network.crawler import CrawlResult
+from nostr_assets.lib.network.hourly_fetch import CrawledHour, LandedBatch
+from nostr_assets.lib.network.window_reader import WindowStats
 
 HOURS = [datetime(2026, 11, 20, h, tzinfo=UTC) for h in (13, 14, 15)]
 KEYS = [h.strftime("%Y-%m-%d-%H:%M") for h in HOURS]

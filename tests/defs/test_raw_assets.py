@@ -24,8 +24,10 @@ from nostr_assets.defs.relays import snapshots as snapshots_module
 from nostr_assets.defs.relays.catalog import relay_catalog
 from nostr_assets.defs.relays.snapshots import relay_snapshots
 from nostr_assets.defs.resources import NostrCrawlerResource
-from nostr_assets.lib.event import sign_event
-from nostr_assets.lib.event_landing import event_rows, land_window, sighting_rows
+from nostr_assets.lib.protocol.event import sign_event
+from nostr_assets.lib.warehouse.event_landing import land_window
+from nostr_assets.lib.warehouse.tables.event_relay_sightings import sighting_rows
+from nostr_assets.lib.warehouse.tables.nostr_events import event_rows
 
 RAW_ASSETS = [
     relay_catalog,

@@ -43,8 +43,8 @@ from nostr_assets.defs.resources import (
     WarehouseUnusable,
     build_resources,
 )
-from nostr_assets.lib import relay_url
-from nostr_assets.lib.warehouse import ensure_raw_tables
+from nostr_assets.lib.network import address_guard
+from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 from nostr_assets.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -458,7 +458,7 @@ def test_guarded_relays_skipped_are_named_with_the_setting_that_allows_them(
         conn.execute(
             "update raw.relay_catalog set is_guarded = false where relay_url = $1", [relay_a.url]
         )
-    monkeypatch.setattr(relay_url, "classify_address", lambda ip: None)
+    monkeypatch.setattr(address_guard, "classify_address", lambda ip: None)
     closed = {
         **base,
         "crawler": NostrCrawlerResource(

@@ -68,7 +68,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from nostr_assets.lib.event import Event, encode_event, sign_event
+from nostr_assets.lib.protocol.event import Event, encode_event, sign_event
 
 T = 1_706_745_600  # 2024-02-01T00:00:00Z
 HOUR = 3600

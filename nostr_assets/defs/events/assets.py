@@ -4,7 +4,6 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -18,15 +17,15 @@ from nostr_assets.defs.relays.relay_list import (
     report_guarded,
 )
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
-from nostr_assets.lib.crawler import CrawlResult
-from nostr_assets.lib.event_landing import crawl_rows, land_window
-from nostr_assets.lib.hourly_fetch import (
+from nostr_assets.lib.network.hourly_fetch import (
     HOUR,
     CrawledHour,
     LandedBatch,
     fetch_hours,
     hours_between,
 )
+from nostr_assets.lib.warehouse.event_landing import crawl_rows, land_window
+from nostr_assets.lib.warehouse.tables.relay_fetch_stats import fetch_stats_rows
 
 EVENTS = dg.AssetKey(["raw", "nostr_events"])
 SIGHTINGS = dg.AssetKey(["raw", "event_relay_sightings"])
@@ -35,35 +34,6 @@ FETCH_STATS = dg.AssetKey(["raw", "relay_fetch_stats"])
 # Below this share of verifying events, something is broken (our verifier, or a relay feeding
 # forgeries at scale) and the marts must not be rebuilt from the partition.
 MIN_VALID_SHARE = 0.5
-
-
-def _stats_rows(hour: datetime, fetched_at: datetime, result: CrawlResult) -> list[dict]:
-    """raw.relay_fetch_stats rows: one per relay for the hour."""
-    rows = []
-    for s in result.relay_stats:
-        invalid_other = sum(s.invalid.values()) - s.invalid_ids - s.invalid_signatures
-        rows.append(
-            {
-                "created_hour": hour,
-                "relay_url": s.relay_url,
-                "fetched_at": fetched_at,
-                "events": s.events,
-                "duplicates": s.duplicates,
-                "invalid_ids": s.invalid_ids,
-                "invalid_signatures": s.invalid_signatures,
-                "invalid_other": invalid_other,
-                "bad_frames": sum(s.bad_frames.values()),
-                "pages": s.pages,
-                "possibly_truncated": s.possibly_truncated,
-                "eose_received": s.eose_received,
-                "closed_prefix": s.closed_prefix or None,
-                "bytes_received": s.bytes_received,
-                "time_to_open_ms": s.time_to_open_ms,
-                "time_to_first_event_ms": s.time_to_first_event_ms,
-                "error_class": s.error_class,
-            }
-        )
-    return rows
 
 
 def _worst_relays_markdown(stats: list[dict], limit: int = 10) -> str:
@@ -209,7 +179,11 @@ class _Summary:
 def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource) -> _Summary:
     def land(batch: list[CrawledHour]) -> tuple[int, int]:
         events, sightings = crawl_rows([crawled.result for crawled in batch])
-        stats = [row for c in batch for row in _stats_rows(c.hour, c.fetched_at, c.result)]
+        stats = [
+            row
+            for c in batch
+            for row in fetch_stats_rows(c.hour, c.fetched_at, c.result.relay_stats)
+        ]
         return land_window(conn, batch[0].hour, batch[-1].hour + HOUR, events, sightings, stats)
 
     summary = _Summary()

@@ -8,8 +8,10 @@ from dagster_duckdb import DuckDBResource
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import hourly_partitions
 from nostr_assets.defs.resources import GeoIPResource
-from nostr_assets.lib.geo import GeoDatabaseMissing, GeoLocator
-from nostr_assets.lib.warehouse import ensure_raw_tables, replace_window
+from nostr_assets.lib.network.geolocation import GeoDatabaseMissing, GeoLocator
+from nostr_assets.lib.warehouse.landing import replace_window
+from nostr_assets.lib.warehouse.schema import ensure_raw_tables
+from nostr_assets.lib.warehouse.tables.relay_geolocations import geolocation_row
 
 # The databases are files someone else builds (DB-IP, MaxMind); they appear in the graph so
 # that lineage shows which database located what.
@@ -66,25 +68,7 @@ def relay_geolocations(
     rows = []
     with locator:
         for hour, relay_url, ip in targets:
-            geo = locator.locate(ip)
-            rows.append(
-                {
-                    "snapshot_hour": hour,
-                    "relay_url": relay_url,
-                    "ip": ip,
-                    "country_code": geo.country_code,
-                    "country_name": geo.country_name,
-                    "city": geo.city,
-                    "latitude": geo.latitude,
-                    "longitude": geo.longitude,
-                    "asn": geo.asn,
-                    "as_organization": geo.as_organization,
-                    "city_db_edition": geo.city_db_edition,
-                    "city_db_built_at": geo.city_db_built_at,
-                    "asn_db_edition": geo.asn_db_edition,
-                    "asn_db_built_at": geo.asn_db_built_at,
-                }
-            )
+            rows.append(geolocation_row(hour, relay_url, locator.locate(ip)))
     with duckdb.get_connection() as conn:
         replace_window(conn, "relay_geolocations", "snapshot_hour", window.start, window.end, rows)
 

@@ -13,10 +13,11 @@ from dagster_duckdb import DuckDBResource
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.relays.relay_list import retired_relays
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
-from nostr_assets.lib.discovery import discover_relays
-from nostr_assets.lib.event import Event
-from nostr_assets.lib.relay_url import AddressRefused, InvalidRelayUrl, resolve_guarded
-from nostr_assets.lib.warehouse import ensure_raw_tables
+from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
+from nostr_assets.lib.protocol.discovery import discover_relays
+from nostr_assets.lib.protocol.event import Event
+from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl
+from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 
 # Discovery reads only events that can carry relay URLs: kind-3 content maps, kind-10002
 # `r` tags, and tags with a ws(s):// relay hint. The LIKE prefilter keeps the scan in DuckDB.

@@ -15,7 +15,7 @@ from collections.abc import Collection
 import dagster as dg
 import duckdb
 
-from nostr_assets.lib.warehouse import ensure_raw_tables
+from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 
 LISTED_SOURCES = ("bootstrap", "env")
 GUARD_SETTING = "NOSTR_ALLOW_PRIVATE_ADDRESSES"

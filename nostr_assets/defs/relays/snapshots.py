@@ -16,12 +16,13 @@ from nostr_assets.defs.relays.relay_list import (
     report_guarded,
 )
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
-from nostr_assets.lib.event import Event
-from nostr_assets.lib.hourly_fetch import hours_between
-from nostr_assets.lib.nip66 import MonitorReport, latest_reports
-from nostr_assets.lib.probe import RelayProbe, probe_relay
-from nostr_assets.lib.relay_client import ClientConfig
-from nostr_assets.lib.warehouse import replace_window
+from nostr_assets.lib.network.connection import ClientConfig
+from nostr_assets.lib.network.hourly_fetch import hours_between
+from nostr_assets.lib.network.probe import RelayProbe, probe_relay
+from nostr_assets.lib.protocol.event import Event
+from nostr_assets.lib.protocol.nip66 import MonitorReport, latest_reports
+from nostr_assets.lib.warehouse.landing import replace_window
+from nostr_assets.lib.warehouse.tables.relay_snapshots import snapshot_row
 
 # A probe observes the present. The hourly schedule asks for the hour that just closed a few
 # minutes after it closed; a queued run may start later, so two hours of slack are allowed.
@@ -32,80 +33,6 @@ MAX_SNAPSHOT_LAG = timedelta(hours=2)
 def oldest_observable_hour(now: datetime) -> datetime:
     """The oldest snapshot hour a probe taken ``now`` may still describe."""
     return now.replace(minute=0, second=0, microsecond=0) - MAX_SNAPSHOT_LAG
-
-
-def snapshot_row(hour: datetime, probe: RelayProbe) -> dict:
-    nip11 = probe.nip11
-    info = nip11.info if nip11 is not None else None
-    return {
-        "snapshot_hour": hour,
-        "relay_url": probe.relay_url,
-        "observed_at": datetime.fromtimestamp(probe.observed_at, UTC),
-        "observation_source": "probe",
-        "monitor_pubkey": None,
-        "dns_addresses": list(probe.dns_addresses or []),
-        "connected_ip": probe.connected_ip,
-        "is_reachable": probe.reachable,
-        "error_class": probe.error_class,
-        "error_message": (probe.error_message or None) and probe.error_message[:500],
-        "rtt_open_ms": probe.rtt_open_ms,
-        "rtt_read_ms": probe.rtt_read_ms,
-        "rtt_nip11_ms": nip11.rtt_ms if nip11 else None,
-        "nip11_status_code": nip11.status_code if nip11 else None,
-        "nip11_raw": nip11.raw if nip11 else None,
-        "nip11_error": nip11.error if nip11 else None,
-        "relay_name": info.name if info else None,
-        "relay_description": info.description if info else None,
-        "relay_pubkey": info.pubkey if info else None,
-        "relay_contact": info.contact if info else None,
-        "software": info.software if info else None,
-        "software_version": info.version if info else None,
-        "supported_nips": info.supported_nips if info else None,
-        "max_limit": info.max_limit if info else None,
-        "max_message_length": info.max_message_length if info else None,
-        "max_subscriptions": info.max_subscriptions if info else None,
-        "payment_required": info.payment_required if info else None,
-        "auth_required": info.auth_required if info else None,
-        "restricted_writes": info.restricted_writes if info else None,
-    }
-
-
-def nip66_row(hour: datetime, report: MonitorReport) -> dict:
-    """A past hour's row from a monitor's report: only what the report says, nothing more."""
-    info = report.info
-    return {
-        "snapshot_hour": hour,
-        "relay_url": report.relay_url,
-        "observed_at": datetime.fromtimestamp(report.observed_at, UTC),
-        "observation_source": "nip66",
-        "monitor_pubkey": report.monitor_pubkey,
-        # NIP-66 monitors publish a discovery event only for a relay they found online.
-        "is_reachable": True,
-        # What only our own probe can know about that hour stays unknown.
-        "dns_addresses": None,
-        "connected_ip": None,
-        "error_class": None,
-        "error_message": None,
-        "rtt_nip11_ms": None,
-        "nip11_status_code": None,
-        "rtt_open_ms": report.rtt_open_ms,
-        "rtt_read_ms": report.rtt_read_ms,
-        "nip11_raw": report.nip11_raw,
-        "nip11_error": report.nip11_error,
-        "relay_name": info.name,
-        "relay_description": info.description,
-        "relay_pubkey": info.pubkey,
-        "relay_contact": info.contact,
-        "software": info.software,
-        "software_version": info.version,
-        "supported_nips": info.supported_nips,
-        "max_limit": info.max_limit,
-        "max_message_length": info.max_message_length,
-        "max_subscriptions": info.max_subscriptions,
-        "payment_required": info.payment_required,
-        "auth_required": info.auth_required,
-        "restricted_writes": info.restricted_writes,
-    }
 
 
 def monitor_reports(conn, hour: datetime, relays: set[str]) -> dict[str, MonitorReport]:
@@ -202,7 +129,7 @@ def relay_snapshots(
 
     rows = [snapshot_row(probe_hour, p) for p in probes]
     for hour in past:
-        rows.extend(nip66_row(hour, r) for _, r in sorted(reports[hour].items()))
+        rows.extend(snapshot_row(hour, r) for _, r in sorted(reports[hour].items()))
     if past:
         reported = sum(len(r) for r in reports.values())
         kept = sum(len(r) for r in probed.values())

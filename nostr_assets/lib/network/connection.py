@@ -1,0 +1,106 @@
+"""Opening one guarded websocket to a relay, and the vocabulary for a window that ends early.
+
+Its one job is the connection itself: resolve the relay's name through the address guard and
+connect to an IP the guard approved, translating every way that can fail into a ``WindowEnded``
+with an error class. It is apart from the REQ conversation because the probe opens the same
+connection without fetching a window, and both must record failures with the same classes.
+``ClientConfig`` lives here as the limits and timeouts every connection is opened with.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
+from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl, host_and_port
+
+
+@dataclass
+class ClientConfig:
+    """Limits and timeouts (seconds) for one relay connection; the defaults suit the crawl."""
+
+    connect_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    total_timeout: float = 300.0
+    max_frame_bytes: int = 2**20
+    page_limit: int = 500
+    max_events_per_window: int = 500_000
+    allow_private: bool = False
+    # AUTH (NIP-42) challenges are recorded; answering needs a key this crawler does not hold.
+    answer_auth: bool = False
+    user_agent: str = "nostr-analytics/0.1 (+crawler)"
+    rate_limit_retries: int = 2
+    rate_limit_backoff: float = 2.0  # seconds, doubled on each retry
+
+
+class WindowEnded(Exception):
+    """Ends a window early; the events so far are kept and the reason is recorded."""
+
+    def __init__(self, error_class: str, message: str = "") -> None:
+        super().__init__(f"{error_class}: {message}")
+        self.error_class = error_class
+        self.message = message
+
+
+def describe_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+async def open_connection(url: str, config: ClientConfig) -> tuple[ClientConnection, str, float]:
+    """Resolve through the guard and open a websocket to a checked address.
+
+    Returns (connection, connected ip, open time in ms) or raises ``WindowEnded``. The TCP
+    connection goes to the IP the guard approved (``host=``), with the name kept for the HTTP
+    Host header and TLS (``server_hostname``), so a DNS answer that changes between the check
+    and the connect (rebinding) cannot redirect the crawler.
+    """
+    try:
+        host, port, tls = host_and_port(url)
+        addresses = await resolve_guarded(url, config.allow_private, config.connect_timeout)
+    except InvalidRelayUrl as error:
+        raise WindowEnded("invalid_url", error.reason) from None
+    except AddressRefused as error:
+        if error.reason.startswith("dns"):
+            raise WindowEnded("dns_failed", str(error)) from None
+        raise WindowEnded("refused_address", str(error)) from None
+    last = WindowEnded("os_error", "no address")
+    for ip in addresses:
+        start = time.perf_counter()
+        extra: dict[str, Any] = {"server_hostname": host} if tls else {}
+        try:
+            ws = await connect(
+                url,
+                host=ip,
+                port=port,
+                proxy=None,
+                open_timeout=config.connect_timeout,
+                max_size=config.max_frame_bytes,
+                ping_interval=None,
+                close_timeout=1,
+                user_agent_header=config.user_agent,
+                max_queue=64,
+                **extra,
+            )
+        except TimeoutError:
+            last = WindowEnded("timeout_connect", f"no websocket after {config.connect_timeout}s")
+        except websockets.InvalidHandshake as error:
+            last = WindowEnded("handshake_failed", describe_error(error))
+        except ValueError as error:
+            # websockets refuses to follow a redirect to another origin when the address is
+            # pinned (host=...), and says so with a ValueError: the guard held; record it.
+            last = WindowEnded("redirect_refused", describe_error(error))
+        except ssl.SSLError as error:
+            last = WindowEnded("tls_failed", describe_error(error))
+        except ConnectionRefusedError as error:
+            last = WindowEnded("connection_refused", describe_error(error))
+        except OSError as error:
+            last = WindowEnded("os_error", describe_error(error))
+        else:
+            return ws, ip, (time.perf_counter() - start) * 1000
+    raise last

@@ -1,0 +1,95 @@
+"""Many relays, one time window: bounded concurrency, cross-relay dedupe, sightings.
+
+Each relay is fetched by ``window_fetch.fetch_window`` into one shared ``IngestState``, so an
+event served by ten relays is verified once and recorded as ten sightings (its replication).
+A relay's failure is its own row in ``relay_stats``; it never fails the crawl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from nostr_assets.lib.network.connection import ClientConfig
+from nostr_assets.lib.network.window_fetch import fetch_window
+from nostr_assets.lib.network.window_reader import WindowStats
+from nostr_assets.lib.protocol.event import Event
+from nostr_assets.lib.protocol.ingest import IngestState
+from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl, normalize_relay_url
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    event_id: str
+    relay_url: str
+    first_seen_at: float  # unix seconds when this relay first served the event
+
+
+@dataclass
+class CrawlResult:
+    events: list[Event]  # unique verified events, sorted by (created_at, id)
+    sightings: list[Sighting]  # one per (event, relay), sorted by (event_id, relay_url)
+    relay_stats: list[WindowStats]  # one per accepted relay URL, in input order
+    rejected_urls: dict[str, str]  # URL as given -> reason it was not crawled
+
+
+def prepare_urls(urls: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """Normalise relay URLs, dropping duplicates (first spelling wins) and refusing bad ones."""
+    accepted: list[str] = []
+    rejected: dict[str, str] = {}
+    for url in urls:
+        try:
+            normal = normalize_relay_url(url)
+        except InvalidRelayUrl as error:
+            rejected[str(url)] = error.reason
+            continue
+        if normal not in accepted:
+            accepted.append(normal)
+    return accepted, rejected
+
+
+async def crawl(
+    urls: Sequence[str],
+    since: int,
+    until: int,
+    kinds: Iterable[int] | None = None,
+    *,
+    config: ClientConfig,
+    concurrency: int = 16,
+    state: IngestState | None = None,
+    on_progress: Callable[[WindowStats], None] | None = None,
+    gate: asyncio.Semaphore | None = None,
+) -> CrawlResult:
+    """Fetch the window [since, until] (both inclusive) from every relay, at most
+    ``concurrency`` connections at once (or as many as a ``gate`` shared by several crawls,
+    such as the hours of a backfill, allows)."""
+    accepted, rejected = prepare_urls(urls)
+    state = state if state is not None else IngestState()
+    kinds = sorted(set(kinds)) if kinds else None
+    gate = gate if gate is not None else asyncio.Semaphore(max(1, concurrency))
+
+    async def one(url: str) -> WindowStats:
+        async with gate:
+            stats = await fetch_window(url, since, until, kinds, config=config, sink=state.accept)
+        if on_progress is not None:
+            on_progress(stats)
+        return stats
+
+    relay_stats = await asyncio.gather(*(one(url) for url in accepted))
+    window = [
+        e
+        for e in state.events.values()
+        if since <= e.created_at <= until and (kinds is None or e.kind in kinds)
+    ]
+    window.sort(key=lambda e: (e.created_at, e.id))
+    ids = {e.id for e in window}
+    sightings = sorted(
+        (
+            Sighting(event_id, relay, seen)
+            for (event_id, relay), seen in state.sightings.items()
+            if event_id in ids
+        ),
+        key=lambda s: (s.event_id, s.relay_url),
+    )
+    return CrawlResult(window, sightings, list(relay_stats), rejected)

@@ -1,0 +1,158 @@
+"""NIP-11 relay information documents: fetch one safely.
+
+About one relay in five serves no document, and those that do serve anything. So
+``fetch_nip11`` never raises for network or content problems: it returns a ``Nip11Result``
+whose ``error`` is a short code, and keeps the raw text as served so that a later parser can do
+better. Parsing is the pure half, ``protocol/nip11.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
+from nostr_assets.lib.protocol.nip11 import Nip11Info, parse_nip11
+from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl, host_and_port, normalize_relay_url
+
+# Relays serve the document only for exactly this header (nostr-relay compares it verbatim).
+NIP11_ACCEPT = "application/nostr+json"
+
+
+@dataclass
+class Nip11Result:
+    """One fetch: what was served, what it parsed to, and why it failed if it did."""
+
+    url: str
+    status_code: int | None = None
+    raw: str | None = None
+    document: dict[str, Any] | None = None
+    error: str | None = None
+    rtt_ms: float | None = None
+    # The address the document was fetched from (None when no connection was made).
+    ip: str | None = None
+    info: Nip11Info = field(default_factory=Nip11Info)
+
+
+def _network_error(exc: BaseException) -> str:
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return "timeout"
+    cause: BaseException | None = exc
+    while cause is not None:  # httpx wraps httpcore, which wraps the ssl module's error
+        if isinstance(cause, ssl.SSLError):
+            return "tls_error"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.ConnectError):
+        return "connect_error"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+        return "protocol_error"
+    return "http_error"
+
+
+async def _get(
+    client: httpx.AsyncClient,
+    result: Nip11Result,
+    ip: str,
+    tls: bool,
+    host: str,
+    port: int,
+    path: str,
+    max_bytes: int,
+) -> None:
+    """GET the document from one address, filling ``result``; network errors propagate."""
+    scheme = "https" if tls else "http"
+    literal = f"[{ip}]" if ":" in ip else ip
+    default_port = 443 if tls else 80
+    authority = host if ":" not in host else f"[{host}]"
+    if port != default_port:
+        authority += f":{port}"
+    # Connect to the address the guard approved, not to a second DNS answer; the Host header
+    # and the TLS server name (SNI, also what the certificate is checked against) keep the name.
+    request = client.build_request(
+        "GET",
+        f"{scheme}://{literal}:{port}{path or '/'}",
+        # identity: the cap counts the bytes that arrive, before any decompression.
+        headers={"Accept": NIP11_ACCEPT, "Host": authority, "Accept-Encoding": "identity"},
+        extensions={"sni_hostname": host} if tls else {},
+    )
+    response = await client.send(request, stream=True, follow_redirects=False)
+    try:
+        result.status_code = response.status_code
+        if response.status_code != 200:
+            # Redirects are not followed: the target could be an address the guard refuses.
+            result.error = f"http_{response.status_code}"
+            return
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            result.error = "too_large"
+            return
+        # A server that compresses anyway is decoded chunk by chunk, still under the cap.
+        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+        chunks = response.aiter_bytes() if encoded else response.aiter_raw()
+        body = bytearray()
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > max_bytes:
+                result.error = "too_large"
+                return
+    finally:
+        await response.aclose()
+    result.raw = bytes(body).decode("utf-8", "replace")
+    result.document, result.info, result.error = parse_nip11(result.raw)
+
+
+async def fetch_nip11(
+    url: str,
+    *,
+    allow_private: bool,
+    timeout: float = 10.0,
+    max_bytes: int = 256_000,
+    client: httpx.AsyncClient | None = None,
+) -> Nip11Result:
+    """Fetch and parse a relay's NIP-11 document; never raises for network or content problems.
+
+    ``timeout`` bounds the whole fetch (DNS, connect, body), so a server that drips one byte a
+    second cannot hold a worker. ``rtt_ms`` is the time from sending the request to the end of
+    the body, including the connection. ``max_bytes`` caps the body as decoded, so a compressed
+    answer cannot expand past it by more than one chunk.
+    """
+    try:
+        canonical = normalize_relay_url(url)
+        host, port, tls = host_and_port(canonical)
+    except InvalidRelayUrl as exc:
+        return Nip11Result(url=str(url), error=f"invalid_url:{exc.reason}")
+    result = Nip11Result(url=canonical)
+    path = canonical.split("://", 1)[1].partition("/")[2]
+    path = f"/{path}" if path else "/"
+    own_client = client is None
+    if own_client:
+        client = httpx.AsyncClient()
+    try:
+        async with asyncio.timeout(timeout):
+            try:
+                addresses = await resolve_guarded(canonical, allow_private, timeout)
+            except AddressRefused as exc:
+                dns = exc.reason.startswith("dns_")
+                result.error = exc.reason if dns else f"refused:{exc.reason}"
+                return result
+            started = time.perf_counter()
+            for i, ip in enumerate(addresses):
+                result.ip = ip
+                try:
+                    await _get(client, result, ip, tls, host, port, path, max_bytes)
+                    break
+                except httpx.ConnectError:
+                    if i == len(addresses) - 1:  # otherwise try the next address
+                        raise
+            result.rtt_ms = round((time.perf_counter() - started) * 1000, 3)
+    except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        result.error = _network_error(exc)
+    finally:
+        if own_client:
+            await client.aclose()
+    return result

@@ -1,0 +1,168 @@
+"""The paging strategy for one window: which REQs to send so that the window is provably
+complete, or flagged ``possibly_truncated`` where it cannot be.
+
+Relays cap results silently, treat ``until`` as inclusive or exclusive, and can hold more events
+in one second than they return per REQ, so neither a short nor a full page proves completeness.
+The pager therefore walks down from ``until``: it keeps the oldest second of each page in the
+next query, learns the relay's ``until`` semantics from what comes back, splits a second that
+fills a page by kind and then by author, and flags the window ``possibly_truncated`` where even
+that cannot prove it saw everything. It assumes NIP-01's newest-first order.
+
+It is apart from ``window_reader`` because this is the part that reasons about relays' caps and
+semantics; running each REQ and counting what comes back is the reader's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nostr_assets.lib.network.window_reader import Page, WindowReader
+
+# Kinds tried when a second is too dense for one page and no kinds were asked for: the kinds
+# seen in that second plus the common ones (NIP-01/02/09/18/25/57/65, comments, long-form).
+DEFAULT_SPLIT_KINDS = (0, 1, 3, 4, 5, 6, 7, 16, 1059, 1111, 1984, 9734, 9735, 10002, 30023)
+# Filters with thousands of authors are refused by many relays (strfry caps a filter's size).
+AUTHOR_CHUNK = 100
+
+
+class Pager:
+    """Pages through [since, until] with the REQs of one ``WindowReader``."""
+
+    def __init__(self, reader: WindowReader, since: int, until: int) -> None:
+        self.reader, self.since, self.until = reader, since, until
+        self.query = reader.query
+        self.config, self.stats = reader.config, reader.stats
+        self.inclusive: bool | None = None
+        # Whether resolving the current dense second relied on kinds or authors seen so far.
+        self.guessed = False
+
+    def possibly_full(self, page: Page) -> bool:
+        """A page that may have been cut by a cap: our limit, or the largest page seen so far.
+
+        A relay's silent cap is unknown, so a page as large as any page it has sent may be cut.
+        That is unprovable either way when a single second, kind and author holds exactly that
+        many events: such a leaf is flagged ``possibly_truncated`` rather than trusted.
+        """
+        return page.count > 0 and page.count >= min(self.config.page_limit, self.reader.max_page)
+
+    def _learn(self, sent_until: int, page: Page, known_events_at_until: bool) -> None:
+        if self.inclusive is not None:
+            return
+        if sent_until in page.seconds:
+            self.inclusive = True
+        elif known_events_at_until:
+            # Newest first: an inclusive relay would have returned that second first.
+            self.inclusive = False
+        self.stats.until_inclusive = self.inclusive
+
+    async def run(self) -> None:
+        lo, u = self.since, self.until
+        # Seconds to fetch on their own, after the walk: by then every author of the window
+        # is known, which is what splitting a dense second by author can draw on.
+        pending: list[int] = []
+        while u >= lo:
+            sent = u + 1 if self.inclusive is False else u
+            page = await self.query({"since": lo, "until": sent}, lo, u)
+            was_unknown = self.inclusive is None
+            self._learn(sent, page, u in self.reader.kinds_at)
+            top = u
+            if was_unknown and self.inclusive is False:
+                # The page covered [lo, u - 1]; second u, cut by the previous page, is fetched
+                # on its own and the page is used as it is.
+                pending.append(u)
+                top = u - 1
+            if not page.seconds:
+                break
+            if min(page.seconds) == top:
+                # The whole page is one second: it may hold more than one page can carry.
+                if self.possibly_full(page):
+                    pending.append(top)
+                u = top - 1
+                continue
+            if page.new == 0:
+                break
+            u = min(page.seconds)
+        if self.inclusive is not True:
+            # An exclusive (or unproven) relay never answered for the window's last second.
+            pending.append(self.until)
+        for second in dict.fromkeys(pending):
+            await self.resolve_second(second)
+
+    async def query_second(self, second: int, extra: dict[str, Any]) -> Page:
+        if self.inclusive is not False:
+            page = await self.query({"since": second, "until": second, **extra}, second, second)
+            if page.count or self.inclusive:
+                if self.inclusive is None and page.count:
+                    self.inclusive = self.stats.until_inclusive = True
+                return page
+        page = await self.query({"since": second, "until": second + 1, **extra}, second, second)
+        if self.inclusive is None and page.count:
+            self.inclusive = self.stats.until_inclusive = False
+        return page
+
+    async def resolve_second(self, second: int) -> None:
+        """Fetch every event of one second, splitting by kind then author when pages are full."""
+        page = await self.query_second(second, {})
+        if not self.possibly_full(page):
+            return
+        self.stats.split_seconds += 1
+        # Splitting names kinds and authors; ones never seen in the window cannot be named
+        # (filters have no NOT), so only an exact filter list or a count can prove the second.
+        self.guessed = not self.reader.kinds
+        done: set[int] = set()
+        while todo := self._split_kinds(second) - done:
+            for kind in sorted(todo):
+                done.add(kind)
+                await self._resolve_kind(second, kind)
+        if self.guessed:
+            await self._prove_second(second)
+
+    async def _prove_second(self, second: int) -> None:
+        """Compare what the split fetched with the relay's NIP-45 COUNT of the second."""
+        until = second + 1 if self.inclusive is False else second
+        held = await self.reader.count({"since": second, "until": until})
+        fetched = self.reader.events_at[second]
+        if held is None:
+            self.stats.truncated(
+                f"second {second} held more than a page and was split by the kinds and authors "
+                f"seen ({fetched} events); the relay answers no NIP-45 COUNT to prove none is "
+                "missing"
+            )
+        elif held > fetched:
+            self.stats.truncated(
+                f"second {second}: the relay counts {held} events, the split fetched {fetched} "
+                "(kinds or authors never seen in the window cannot be asked for)"
+            )
+
+    def _split_kinds(self, second: int) -> set[int]:
+        if self.reader.kinds:
+            return set(self.reader.kinds)
+        return self.reader.kinds_at.get(second, set()) | set(DEFAULT_SPLIT_KINDS)
+
+    async def _resolve_kind(self, second: int, kind: int) -> None:
+        page = await self.query_second(second, {"kinds": [kind]})
+        if not self.possibly_full(page):
+            return
+        # Authors never seen in this window cannot be named, and there is no NOT filter: the
+        # split covers the authors of this second and kind plus every author of the window.
+        reader = self.reader
+        self.guessed = True
+        done: set[str] = set()
+        while todo := (reader.authors_at.get((second, kind), set()) | reader.authors) - done:
+            ordered = sorted(todo)
+            done.update(ordered)
+            for start in range(0, len(ordered), AUTHOR_CHUNK):
+                await self._resolve_authors(second, kind, ordered[start : start + AUTHOR_CHUNK])
+
+    async def _resolve_authors(self, second: int, kind: int, authors: list[str]) -> None:
+        page = await self.query_second(second, {"kinds": [kind], "authors": authors})
+        if not self.possibly_full(page):
+            return
+        if len(authors) == 1:
+            self.stats.truncated(
+                f"{page.count} events at {second} for kind {kind} and one author fill a page"
+            )
+            return
+        half = len(authors) // 2
+        await self._resolve_authors(second, kind, authors[:half])
+        await self._resolve_authors(second, kind, authors[half:])

@@ -1,0 +1,268 @@
+"""Reading REQ subscriptions of one window over an open connection, and recording what the relay
+did in ``WindowStats``.
+
+Its one job is a single REQ run to its EOSE (or CLOSED): send it, read frames, decode and
+deduplicate the events across the whole window, hand new ones to the sink, count everything
+odd, and remember what was seen (kinds and authors per second, the largest page). Which REQs to
+send is the pager's business (``pagination``); this module only has to make each one's answer
+exact and cheap to reason about.
+
+Nothing here raises for relay behaviour except ``WindowEnded``, which ends the window with the
+events received so far kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from nostr_assets.lib.network.connection import ClientConfig, WindowEnded
+from nostr_assets.lib.protocol.event import Event, InvalidEvent, decode_event, encode_event
+from nostr_assets.lib.protocol.messages import (
+    AuthMessage,
+    BadFrame,
+    ClosedMessage,
+    CountMessage,
+    EoseMessage,
+    EventMessage,
+    NoticeMessage,
+    decode_event_frame,
+    decode_relay_message,
+    encode_close,
+    encode_count,
+    encode_req,
+)
+
+Sink = Callable[[str, Event, float], "str | None"]
+
+MAX_NOTICES = 20
+# How long to wait for a NIP-45 COUNT answer before taking the relay for one without it.
+COUNT_TIMEOUT = 3.0
+_INVALID_ID_REASONS = {"id_mismatch"}
+_INVALID_SIG_REASONS = {"bad_signature", "invalid_pubkey"}
+
+
+@dataclass
+class WindowStats:
+    """What one relay did for one window: one row per relay and window."""
+
+    relay_url: str
+    since: int
+    until: int
+    events: int = 0
+    duplicates: int = 0
+    out_of_filter: int = 0
+    invalid: Counter = field(default_factory=Counter)
+    invalid_ids: int = 0
+    invalid_signatures: int = 0
+    bad_frames: Counter = field(default_factory=Counter)
+    pages: int = 0
+    split_seconds: int = 0
+    until_inclusive: bool | None = None
+    possibly_truncated: bool = False
+    truncation_note: str | None = None
+    eose_received: bool = False
+    closed_prefix: str | None = None
+    closed_message: str | None = None
+    notices: list[str] = field(default_factory=list)
+    auth_challenge: str | None = None
+    bytes_received: int = 0
+    time_to_open_ms: float | None = None
+    time_to_first_event_ms: float | None = None
+    connected_ip: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["invalid"] = dict(self.invalid)
+        data["bad_frames"] = dict(self.bad_frames)
+        return data
+
+    def truncated(self, note: str) -> None:
+        self.possibly_truncated = True
+        notes = [] if self.truncation_note is None else self.truncation_note.split("; ")
+        if note not in notes and len(notes) < 10:
+            self.truncation_note = "; ".join([*notes, note])
+
+
+@dataclass
+class Page:
+    count: int = 0  # events of the subscription, valid or not, inside the asked range
+    new: int = 0  # of which not seen before in this window
+    seconds: list[int] = field(default_factory=list)
+
+
+class WindowReader:
+    """The subscriptions of one window over one open connection, and what they have shown."""
+
+    def __init__(
+        self,
+        ws: ClientConnection,
+        url: str,
+        kinds: Iterable[int] | None,
+        config: ClientConfig,
+        sink: Sink,
+        stats: WindowStats,
+    ) -> None:
+        self.ws, self.url = ws, url
+        self.kinds = sorted(set(kinds)) if kinds else None
+        self.config, self.sink, self.stats = config, sink, stats
+        self.seen: set[str] = set()
+        self.seen_invalid: set[bytes] = set()
+        # What the pager can split a dense second by: kinds per second, authors per second and
+        # kind, every author of the window.
+        self.kinds_at: dict[int, set[int]] = {}
+        self.authors_at: dict[tuple[int, int], set[str]] = {}
+        self.authors: set[str] = set()
+        # Distinct events (valid or not) fetched per second: what a NIP-45 COUNT is checked against.
+        self.events_at: Counter[int] = Counter()
+        self.count_unsupported = False
+        self.max_page = 0
+        self.sub_counter = 0
+        self.started = time.perf_counter()
+
+    async def _recv(self) -> bytes:
+        try:
+            async with asyncio.timeout(self.config.idle_timeout):
+                return await self.ws.recv(decode=False)  # bytes: msgspec parses them as is
+        except TimeoutError:
+            raise WindowEnded("timeout_idle", f"no frame for {self.config.idle_timeout}s") from None
+
+    async def query(self, flt: dict[str, Any], lo: int, hi: int) -> Page:
+        """Run one REQ to its EOSE; count events with lo <= created_at <= hi."""
+        if self.kinds and "kinds" not in flt:
+            flt = {**flt, "kinds": self.kinds}
+        flt["limit"] = self.config.page_limit
+        for attempt in range(self.config.rate_limit_retries + 1):
+            self.sub_counter += 1
+            sub = f"w{self.sub_counter}"
+            page = Page()
+            await self.ws.send(encode_req(sub, flt), text=True)
+            closed = await self._read_subscription(sub, page, lo, hi, flt.get("kinds"))
+            self.stats.pages += 1
+            if closed is None:
+                await self.ws.send(encode_close(sub), text=True)
+                self.max_page = max(self.max_page, page.count)
+                return page
+            if closed.prefix != "rate-limited" or attempt == self.config.rate_limit_retries:
+                raise WindowEnded("closed_by_relay", closed.message[:300])
+            await asyncio.sleep(self.config.rate_limit_backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def count(self, flt: dict[str, Any]) -> int | None:
+        """NIP-45 COUNT of ``flt``, or None when the relay does not answer one.
+
+        Relays without NIP-45 ignore the message, answer CLOSED or NOTICE; the wait for an
+        answer is therefore short (COUNT is a single indexed query where it is supported).
+        """
+        if self.count_unsupported:
+            return None
+        if self.kinds and "kinds" not in flt:
+            flt = {**flt, "kinds": self.kinds}
+        self.sub_counter += 1
+        sub = f"c{self.sub_counter}"
+        await self.ws.send(encode_count(sub, flt), text=True)
+        try:
+            async with asyncio.timeout(min(COUNT_TIMEOUT, self.config.idle_timeout)):
+                while True:
+                    frame = await self.ws.recv(decode=False)
+                    self.stats.bytes_received += len(frame)
+                    try:
+                        message = decode_relay_message(frame)
+                    except BadFrame:
+                        continue  # counted where it matters: in subscriptions
+                    match message:
+                        case CountMessage(sid, n) if sid == sub:
+                            return n
+                        case ClosedMessage(sid) if sid == sub:
+                            break
+                        case NoticeMessage():
+                            break
+        except TimeoutError:
+            pass
+        self.count_unsupported = True  # ask once per window, not once per dense second
+        return None
+
+    async def _read_subscription(self, sub, page, lo, hi, kinds) -> ClosedMessage | None:
+        while True:
+            frame = await self._recv()
+            self.stats.bytes_received += len(frame)
+            fast = decode_event_frame(frame)
+            if fast is not None:
+                if fast[0] == sub:
+                    self._event(fast[1], page, lo, hi, kinds)
+                continue
+            try:
+                message = decode_relay_message(frame)
+            except BadFrame as error:
+                self.stats.bad_frames[error.reason] += 1
+                continue
+            match message:
+                case EventMessage(sid, raw) if sid == sub:
+                    try:
+                        event = decode_event(raw)
+                    except InvalidEvent as error:
+                        self._first_event_arrived()
+                        self.stats.invalid[error.reason] += 1
+                        continue
+                    self._event(event, page, lo, hi, kinds)
+                case EoseMessage(sid) if sid == sub:
+                    self.stats.eose_received = True
+                    return None
+                case ClosedMessage(sid, text) if sid == sub:
+                    self.stats.closed_prefix = message.prefix or "unknown"
+                    self.stats.closed_message = text[:300]
+                    return message
+                case NoticeMessage(text):
+                    if len(self.stats.notices) < MAX_NOTICES:
+                        self.stats.notices.append(text[:300])
+                case AuthMessage(challenge):
+                    self.stats.auth_challenge = challenge[:200]
+            # Anything else (OK, COUNT, frames of subscriptions already closed) is ignored.
+
+    def _first_event_arrived(self) -> None:
+        if self.stats.time_to_first_event_ms is None:
+            self.stats.time_to_first_event_ms = (time.perf_counter() - self.started) * 1000
+
+    def _event(self, event: Event, page: Page, lo: int, hi: int, kinds) -> None:
+        stats = self.stats
+        self._first_event_arrived()
+        if not lo <= event.created_at <= hi or (kinds and event.kind not in kinds):
+            stats.out_of_filter += 1  # a relay ignoring the filter: not this window's data
+            return
+        page.count += 1
+        page.seconds.append(event.created_at)
+        if event.id in self.seen:
+            stats.duplicates += 1
+            return
+        # Copies refused before are recognised by their content (canonical bytes), not by the
+        # id they claim: a forged copy must not hide the real event, nor cost a second verify.
+        digest = hashlib.sha256(encode_event(event)).digest()
+        if digest in self.seen_invalid:
+            stats.duplicates += 1
+            return
+        page.new += 1
+        self.events_at[event.created_at] += 1
+        self.kinds_at.setdefault(event.created_at, set()).add(event.kind)
+        self.authors_at.setdefault((event.created_at, event.kind), set()).add(event.pubkey)
+        self.authors.add(event.pubkey)
+        reason = self.sink(self.url, event, time.time())
+        if reason is None:
+            self.seen.add(event.id)
+            stats.events += 1
+        else:
+            self.seen_invalid.add(digest)
+            stats.invalid[reason] += 1
+            stats.invalid_ids += reason in _INVALID_ID_REASONS
+            stats.invalid_signatures += reason in _INVALID_SIG_REASONS
+        if len(self.seen) + len(self.seen_invalid) >= self.config.max_events_per_window:
+            stats.truncated(f"max_events_per_window ({self.config.max_events_per_window})")
+            raise WindowEnded("max_events", "event cap for one window reached")

@@ -1,0 +1,136 @@
+"""Landing one crawled hour in DuckDB: events, sightings and per-relay fetch stats.
+
+Events are immutable once their id and signature verify, so a re-crawl can only add to what an
+earlier crawl saw. The window is therefore replaced, in one transaction, by the union of the
+stored rows and the new ones, keeping each row's earliest `first_seen_at`:
+re-materialising gives identical rows, and a relay that is down during a re-run does not erase
+what it served before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+
+from nostr_assets.lib.network.crawler import CrawlResult
+from nostr_assets.lib.warehouse.landing import Rows, arrow_table
+from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA
+from nostr_assets.lib.warehouse.tables.event_relay_sightings import sighting_rows
+from nostr_assets.lib.warehouse.tables.nostr_events import Columns, event_rows
+
+
+def crawl_rows(results: list[CrawlResult]) -> tuple[Columns, Columns]:
+    """The events and sightings rows of ``crawler.CrawlResult``s (windows that do not overlap)."""
+    first_seen: dict[str, float] = {}
+    events = [e for result in results for e in result.events]
+    all_sightings = [s for result in results for s in result.sightings]
+    for sighting in all_sightings:
+        earlier = first_seen.get(sighting.event_id, sighting.first_seen_at)
+        first_seen[sighting.event_id] = min(sighting.first_seen_at, earlier)
+    created = {e.id: e.created_at for e in events}
+    sightings = sighting_rows(
+        ((s.event_id, s.relay_url, s.first_seen_at) for s in all_sightings), created
+    )
+    return event_rows(events, first_seen), sightings
+
+
+def land_window(
+    conn: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    events: Rows,
+    sightings: Rows,
+    fetch_stats: Rows | None = None,
+) -> tuple[int, int]:
+    """Merge one window's events and sightings into the raw tables; return the window's totals.
+
+    ``fetch_stats`` (rows for raw.relay_fetch_stats) replace the window's earlier stats: they
+    describe the latest fetch, not an accumulation.
+    """
+    events = arrow_table(conn, "nostr_events", events)
+    sightings = arrow_table(conn, "event_relay_sightings", sightings)
+    if fetch_stats is not None:
+        fetch_stats = arrow_table(conn, "relay_fetch_stats", fetch_stats)
+    raw = RAW_SCHEMA
+    window = [start, end]
+    conn.execute("begin transaction")
+    try:
+        conn.register("incoming_events", events)
+        conn.register("incoming_sightings", sightings)
+        conn.execute(
+            f"""
+            create or replace temp table merged_sightings as
+            select event_id, relay_url, any_value(created_hour) as created_hour,
+                   min(first_seen_at) as first_seen_at
+            from (
+                select * from {raw}.event_relay_sightings
+                where created_hour >= $1 and created_hour < $2
+                union all by name
+                select * from incoming_sightings
+            )
+            group by event_id, relay_url
+            """,
+            window,
+        )
+        conn.execute(
+            f"""
+            create or replace temp table merged_events as
+            with candidates as (
+                select * exclude (relay_count) from {raw}.nostr_events
+                where created_hour >= $1 and created_hour < $2
+                union all by name
+                select * from incoming_events
+            ),
+            earliest as (
+                select event_id, min(first_seen_at) as first_seen_at
+                from candidates group by event_id
+            ),
+            relay_counts as (
+                select event_id, count(*)::integer as relay_count
+                from merged_sightings group by event_id
+            )
+            select c.* replace (e.first_seen_at as first_seen_at),
+                   coalesce(r.relay_count, 0)::integer as relay_count
+            from (select * from candidates qualify row_number() over (
+                      partition by event_id order by first_seen_at) = 1) as c
+            join earliest as e using (event_id)
+            left join relay_counts as r using (event_id)
+            """,
+            window,
+        )
+        for table in ("nostr_events", "event_relay_sightings"):
+            conn.execute(
+                f"delete from {raw}.{table} where created_hour >= $1 and created_hour < $2",
+                window,
+            )
+        conn.execute(
+            f"insert into {raw}.nostr_events by name select * from merged_events order by event_id"
+        )
+        conn.execute(
+            f"insert into {raw}.event_relay_sightings by name "
+            "select * from merged_sightings order by event_id, relay_url"
+        )
+        if fetch_stats is not None:
+            conn.register("incoming_stats", fetch_stats)
+            conn.execute(
+                f"delete from {raw}.relay_fetch_stats "
+                "where created_hour >= $1 and created_hour < $2",
+                window,
+            )
+            conn.execute(
+                f"insert into {raw}.relay_fetch_stats by name select * from incoming_stats"
+            )
+            conn.unregister("incoming_stats")
+        n_events = conn.execute("select count(*) from merged_events").fetchone()[0]
+        n_sightings = conn.execute("select count(*) from merged_sightings").fetchone()[0]
+        conn.execute("drop table merged_events")
+        conn.execute("drop table merged_sightings")
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    finally:
+        for name in ("incoming_events", "incoming_sightings"):
+            conn.unregister(name)
+    return n_events, n_sightings

@@ -1,0 +1,73 @@
+"""Landing rows in a raw table: typed by the table's own DDL, a window replaced atomically."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA
+from nostr_assets.lib.warehouse.tables import RAW_TABLES
+
+Rows = pa.Table | list[dict] | dict[str, list]
+
+
+def arrow_table(conn: duckdb.DuckDBPyConnection, table: str, rows: Rows) -> pa.Table:
+    """``rows`` (dicts, or columns) as Arrow typed by the raw table's own DDL.
+
+    Asking DuckDB for the schema keeps the table's DDL the only place a column type is written;
+    the columns ``rows`` leaves out (computed while landing) are simply not in the result.
+    """
+    if isinstance(rows, pa.Table):
+        return rows
+    full = conn.execute(f"select * from {RAW_SCHEMA}.{table} limit 0").to_arrow_table().schema
+    names = (
+        list(rows) if isinstance(rows, dict) else [n for n in full.names if rows and n in rows[0]]
+    )
+    if isinstance(rows, list) and not rows:
+        names = full.names
+    schema = pa.schema([full.field(name) for name in names])
+    if isinstance(rows, dict):
+        return pa.Table.from_pydict(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def replace_window(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    time_column: str,
+    start: datetime,
+    end: datetime,
+    rows: Rows,
+    keep: str | None = None,
+) -> int:
+    """Delete ``[start, end)`` of ``table`` and insert ``rows`` in one transaction.
+
+    ``keep`` is a SQL predicate on the table's columns for rows of the window that must
+    survive (and that ``rows`` must then not repeat).
+
+    Re-running it with the same rows leaves the table identical: that is what makes
+    re-materialising a partition (or a range of them) idempotent.
+    """
+    if table not in RAW_TABLES:
+        raise ValueError(f"unknown raw table {table!r}")
+    if time_column != RAW_TABLES[table].time_column:
+        raise ValueError(f"raw.{table} is partitioned by {RAW_TABLES[table].time_column}")
+    rows = arrow_table(conn, table, rows)
+    conn.execute("begin transaction")
+    try:
+        spare = f" and not ({keep})" if keep else ""
+        conn.execute(
+            f"delete from {RAW_SCHEMA}.{table} "
+            f"where {time_column} >= ? and {time_column} < ?{spare}",
+            [start, end],
+        )
+        conn.register("_incoming_rows", rows)
+        conn.execute(f"insert into {RAW_SCHEMA}.{table} by name select * from _incoming_rows")
+        conn.unregister("_incoming_rows")
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return len(rows)

@@ -1,0 +1,190 @@
+"""What one raw table is (name, grain, columns as DDL, partition column), and how a table that
+an older version of this code created is brought up to date without losing a row.
+
+Each raw table is declared once, in its own module under ``tables/``, beside the function that
+builds its rows. The DDL there is the only schema: landing asks DuckDB for the column types,
+and the upgrade compares the warehouse with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import duckdb
+
+RAW_SCHEMA = "raw"
+
+# Type changes DuckDB makes in place without losing a value: every value of the old type is a
+# value of the new one. Anything else (a narrower type, another kind) needs a person.
+WIDENINGS = frozenset(
+    {
+        ("TINYINT", "SMALLINT"),
+        ("TINYINT", "INTEGER"),
+        ("TINYINT", "BIGINT"),
+        ("SMALLINT", "INTEGER"),
+        ("SMALLINT", "BIGINT"),
+        ("INTEGER", "BIGINT"),
+        ("FLOAT", "DOUBLE"),
+    }
+)
+
+
+_CONSTRAINTS = frozenset({"primary", "unique", "check", "foreign", "constraint"})
+
+
+class SchemaMismatch(RuntimeError):
+    """The warehouse holds a raw table this code cannot use or change without losing data.
+
+    ``problems`` is one line per column or key that differs, naming the table, what the
+    warehouse has and what this version expects.
+    """
+
+    def __init__(self, database: str, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"the warehouse {database} does not match this version's raw tables, and changing "
+            f"it would lose data, so nothing was changed:\n{lines}\n"
+            "Use the version that made it, or move the file away and let this one start anew."
+        )
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """One table of the ``raw`` schema.
+
+    ``columns`` is the body of a ``create table`` (columns, then constraints), as DuckDB reads
+    it; a column added later must be nullable or have a default, so that the rows already
+    stored have a value.
+    """
+
+    name: str
+    grain: str
+    columns: str
+    # The column a partition (an hour) is selected by; None for tables not partitioned.
+    time_column: str | None = None
+
+    @cached_property
+    def column_names(self) -> tuple[str, ...]:
+        """The columns in DDL order: the first word of each line that is not a constraint."""
+        names = []
+        for line in self.columns.splitlines():
+            word = line.split("--", 1)[0].strip().split(" ", 1)[0]
+            if word and word.lower() not in _CONSTRAINTS:
+                names.append(word)
+        return tuple(names)
+
+    @property
+    def qualified(self) -> str:
+        return f"{RAW_SCHEMA}.{self.name}"
+
+    def create_sql(self, name: str | None = None) -> str:
+        return f"create table if not exists {name or self.qualified} ({self.columns})"
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    type: str
+    nullable: bool
+    default: str | None
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, database: str, schema: str, table: str):
+    rows = conn.execute(
+        """
+        select column_name, data_type, is_nullable, column_default from duckdb_columns()
+        where database_name = $1 and schema_name = $2 and table_name = $3
+        order by column_index
+        """,
+        [database, schema, table],
+    ).fetchall()
+    return {
+        name: _Column(name, type_, nullable, default) for name, type_, nullable, default in rows
+    }
+
+
+def _primary_key(conn: duckdb.DuckDBPyConnection, database: str, schema: str, table: str):
+    row = conn.execute(
+        """
+        select constraint_column_names from duckdb_constraints()
+        where database_name = $1 and schema_name = $2 and table_name = $3
+          and constraint_type = 'PRIMARY KEY'
+        """,
+        [database, schema, table],
+    ).fetchone()
+    return tuple(row[0]) if row else ()
+
+
+def plan_upgrade(conn: duckdb.DuckDBPyConnection, table: RawTable) -> tuple[list[str], list[str]]:
+    """``(statements, problems)`` that bring an existing ``table`` to its declared schema.
+
+    Statements only add what is missing or loosen what is stricter than declared; each problem
+    is a difference that no statement can bridge without losing or inventing data. The
+    declared schema is read back from DuckDB itself (a temporary table made from the DDL), so
+    types compare in DuckDB's own spelling.
+    """
+    database = conn.execute("select current_database()").fetchone()[0]
+    scratch = f"_declared_{table.name}"
+    conn.execute(f"create or replace temp table {scratch} ({table.columns})")
+    try:
+        declared = _columns(conn, "temp", "main", scratch)
+        declared_key = _primary_key(conn, "temp", "main", scratch)
+    finally:
+        conn.execute(f"drop table if exists temp.main.{scratch}")
+    stored = _columns(conn, database, RAW_SCHEMA, table.name)
+    stored_key = _primary_key(conn, database, RAW_SCHEMA, table.name)
+
+    where = table.qualified
+    statements: list[str] = []
+    problems: list[str] = []
+    if stored_key != declared_key:
+        problems.append(
+            f"{where}: primary key is ({', '.join(stored_key)}) in the warehouse, "
+            f"({', '.join(declared_key)}) in this version"
+        )
+    for name in stored.keys() - declared.keys():
+        problems.append(
+            f"{where}.{name}: in the warehouse but unknown to this version (made by a newer "
+            "one?); landing would leave it empty"
+        )
+    for column in declared.values():
+        old = stored.get(column.name)
+        if old is None:
+            if not column.nullable and column.default is None:
+                problems.append(
+                    f"{where}.{column.name}: new, NOT NULL and without a default, so the rows "
+                    "already stored would have no value"
+                )
+                continue
+            default = f" default {column.default}" if column.default is not None else ""
+            statements.append(
+                f"alter table {where} add column {column.name} {column.type}{default}"
+            )
+            if not column.nullable:
+                statements.append(f"alter table {where} alter column {column.name} set not null")
+            continue
+        if old.type != column.type:
+            if (old.type, column.type) in WIDENINGS and column.name not in declared_key:
+                statements.append(
+                    f"alter table {where} alter column {column.name} type {column.type}"
+                )
+            else:
+                problems.append(
+                    f"{where}.{column.name}: {old.type} in the warehouse, {column.type} in this "
+                    "version, and not every value converts"
+                )
+        if old.nullable and not column.nullable:
+            nulls = conn.execute(f"select count(*) from {where} where {column.name} is null")
+            count = nulls.fetchone()[0]
+            if count:
+                problems.append(
+                    f"{where}.{column.name}: NOT NULL in this version, but {count} stored "
+                    "row(s) have no value"
+                )
+            else:
+                statements.append(f"alter table {where} alter column {column.name} set not null")
+        elif not old.nullable and column.nullable:
+            statements.append(f"alter table {where} alter column {column.name} drop not null")
+    return statements, problems

@@ -1,0 +1,51 @@
+"""The start-up schema check: every raw table exists and matches this version's DDL.
+
+A warehouse made by an older version gets the columns added since (nullable, or with a
+default); a difference that cannot be bridged without losing data (a column this version does
+not know, a narrower type, another primary key) stops everything with one line per difference,
+before anything is changed.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, SchemaMismatch, plan_upgrade
+from nostr_assets.lib.warehouse.tables import RAW_TABLES
+
+
+def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Create missing raw tables and upgrade old ones; return the statements that changed an
+    existing table (empty when it was up to date). Raises ``SchemaMismatch`` and changes
+    nothing when a table cannot be upgraded without losing data."""
+    existing = {
+        name
+        for (name,) in conn.execute(
+            "select table_name from duckdb_tables() "
+            "where database_name = current_database() and schema_name = $1",
+            [RAW_SCHEMA],
+        ).fetchall()
+    }
+    upgrades: list[str] = []
+    problems: list[str] = []
+    for table in RAW_TABLES.values():
+        if table.name in existing:
+            statements, found = plan_upgrade(conn, table)
+            upgrades += statements
+            problems += found
+    if problems:
+        database = conn.execute("select current_database()").fetchone()[0]
+        raise SchemaMismatch(database, problems)
+    conn.execute("begin transaction")
+    try:
+        conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+        for table in RAW_TABLES.values():
+            if table.name not in existing:
+                conn.execute(table.create_sql())
+        for statement in upgrades:
+            conn.execute(statement)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return upgrades

@@ -1,0 +1,40 @@
+"""Protects ``probe_relay``, the hourly relay snapshot: against the real nostr-relay it reports
+DNS, the connected address, both round-trips and the NIP-11 document; a refused or dead relay
+is a recorded error, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from nostr_assets.lib.network.connection import ClientConfig
+from nostr_assets.lib.network.probe import probe_relay
+
+pytestmark = pytest.mark.timeout(30)
+
+CONFIG = ClientConfig(allow_private=True, connect_timeout=3, idle_timeout=3, total_timeout=10)
+
+
+def test_probe_of_a_live_relay(relay_all):
+    probe = asyncio.run(probe_relay(relay_all.url, config=CONFIG))
+    assert probe.reachable and probe.error_class is None
+    assert probe.dns_addresses == ["127.0.0.1"] and probe.connected_ip == "127.0.0.1"
+    assert probe.rtt_open_ms > 0 and probe.rtt_read_ms > 0
+    assert probe.nip11.status_code == 200 and probe.nip11.info.name == "test relay"
+    assert probe.observed_at > 1_700_000_000
+
+
+def test_probe_refuses_loopback_unless_allowed(relay_all):
+    config = ClientConfig(allow_private=False, connect_timeout=3, total_timeout=10)
+    probe = asyncio.run(probe_relay(relay_all.url, config=config))
+    assert not probe.reachable and probe.error_class == "refused_address"
+    assert probe.nip11 is None and probe.connected_ip is None
+
+
+def test_probe_of_a_closed_port():
+    probe = asyncio.run(probe_relay("ws://127.0.0.1:1", config=CONFIG))
+    assert not probe.reachable and probe.error_class == "connection_refused"
+    assert probe.nip11 is not None and probe.nip11.error
+    assert probe.to_dict()["relay_url"] == "ws://127.0.0.1:1"

@@ -1,0 +1,271 @@
+"""Protects ``window_fetch.fetch_window`` against relay faults: whatever a relay does, the window
+ends, the good events are kept, the bad ones are counted and the error is recorded.
+
+The faults come from ``fault_relay.FaultRelay`` (a scripted server, because the real relay will
+not misbehave on demand); the same pager against the real nostr-relay is in test_crawler.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+from fault_relay import FaultRelay
+from relays import SECRET_KEYS
+
+from nostr_assets.lib.network.connection import ClientConfig
+from nostr_assets.lib.network.probe import probe_relay
+from nostr_assets.lib.network.window_fetch import fetch_window
+from nostr_assets.lib.network.window_reader import WindowStats
+from nostr_assets.lib.protocol.event import Event, sign_event
+from nostr_assets.lib.protocol.ingest import IngestState
+
+pytestmark = pytest.mark.timeout(30)
+
+SINCE = 1_704_067_200
+UNTIL = SINCE + 3600
+CONFIG = ClientConfig(allow_private=True, connect_timeout=3, idle_timeout=3, total_timeout=20)
+
+
+def signed(n: int, created_at, key: int = 0, kind=1) -> list[Event]:
+    """n events; created_at and kind may be callables of the index."""
+    return [
+        sign_event(
+            SECRET_KEYS[key],
+            created_at(i) if callable(created_at) else created_at,
+            kind(i) if callable(kind) else kind,
+            [],
+            f"fault test {key} {i}",
+            bytes(32),
+        )
+        for i in range(n)
+    ]
+
+
+def run(relay: FaultRelay, config: ClientConfig = CONFIG, since=SINCE, until=UNTIL, kinds=None):
+    """Serve the scripted relay and fetch one window from it; returns (stats, state)."""
+    state = IngestState()
+
+    async def main() -> WindowStats:
+        async with relay:
+            return await fetch_window(
+                relay.url, since, until, kinds, config=config, sink=state.accept
+            )
+
+    return asyncio.run(main()), state
+
+
+def test_silent_cap_below_the_limit_loses_nothing():
+    events = signed(40, lambda i: SINCE + 10 + i * 7)
+    stats, state = run(FaultRelay(events, cap=5))
+    assert set(state.events) == {e.id for e in events}
+    assert stats.events == 40 and stats.error_class is None and not stats.possibly_truncated
+    assert stats.pages >= 8
+
+
+@pytest.mark.parametrize("inclusive", [True, False])
+def test_until_inclusive_and_exclusive_relays_are_both_complete(inclusive):
+    # Events on both window bounds, and seconds holding 3 events around a cap of 5.
+    events = signed(3, SINCE) + signed(3, UNTIL) + signed(3, UNTIL + 1) + signed(3, SINCE - 1)
+    events += signed(30, lambda i: SINCE + 100 + (i // 3) * 50, key=1)
+    stats, state = run(FaultRelay(events, cap=5, until_inclusive=inclusive))
+    expected = {e.id for e in events if SINCE <= e.created_at <= UNTIL}
+    assert set(state.events) == expected
+    assert stats.events == len(expected) == 36
+    assert stats.until_inclusive is inclusive
+    assert not stats.possibly_truncated
+
+
+def test_dense_second_is_split_by_kind_and_author():
+    second = SINCE + 1800
+    events = []
+    for key in range(4):
+        # 5 events per author in one second, kinds alternating: no (kind, author) fills a page.
+        events += signed(5, second, key=key, kind=lambda i: (1, 7)[i % 2])
+        # Each author also wrote earlier in the window, which is how the pager can name them.
+        events += signed(1, SINCE + 60 + key, key=key, kind=30)
+    stats, state = run(FaultRelay(events, cap=5))
+    assert set(state.events) == {e.id for e in events}
+    assert not stats.possibly_truncated
+    assert stats.split_seconds >= 1
+
+
+def _unseen_authors_in_one_second(n_authors: int = 12) -> list[Event]:
+    """Two notes each from authors who wrote nothing else in the window."""
+    return [
+        sign_event(
+            (100 + a).to_bytes(32, "big"), SINCE + 1800, 1, [], f"only now {a} {i}", bytes(32)
+        )
+        for a in range(n_authors)
+        for i in range(2)
+    ]
+
+
+def test_dense_second_with_unseen_authors_is_flagged_by_count():
+    """Authors never seen cannot be named in a split; NIP-45 COUNT shows what is missing."""
+    events = _unseen_authors_in_one_second()
+    stats, state = run(FaultRelay(events, cap=5))
+    assert len(state.events) < len(events)
+    assert stats.possibly_truncated
+    assert f"the relay counts {len(events)} events" in stats.truncation_note
+
+
+def test_dense_second_without_count_support_is_not_called_complete():
+    second = SINCE + 1800
+    events = []
+    for key in range(4):
+        events += signed(5, second, key=key, kind=lambda i: (1, 7)[i % 2])
+        events += signed(1, SINCE + 60 + key, key=key, kind=30)
+    stats, state = run(FaultRelay(events, cap=5, count_supported=False))
+    assert set(state.events) == {e.id for e in events}  # everything found ...
+    assert stats.possibly_truncated  # ... but nothing proves it
+    assert "no NIP-45 COUNT" in stats.truncation_note
+
+
+def test_dense_second_of_one_author_and_kind_is_flagged_truncated():
+    events = signed(20, SINCE + 1800)
+    stats, state = run(FaultRelay(events, cap=5))
+    assert stats.possibly_truncated
+    assert "one author" in stats.truncation_note
+    assert len(state.events) == 5  # what the relay showed is kept
+
+
+def test_disconnect_mid_stream_keeps_what_arrived():
+    events = signed(30, lambda i: SINCE + i)
+    stats, state = run(FaultRelay(events, disconnect_after=10))
+    assert stats.events == len(state.events) == 10
+    assert stats.error_class == "connection_closed"
+
+
+def test_garbage_frames_are_counted_and_skipped():
+    garbage = ["not json", "[1, 2]", '["WHAT", 1]', "{}", '["EOSE"]', "[]"]
+    events = signed(12, lambda i: SINCE + i * 60)
+    stats, state = run(FaultRelay(events, garbage_before_eose=garbage))
+    assert len(state.events) == 12 and stats.error_class is None
+    assert stats.bad_frames["not_json"] >= 1
+    assert stats.bad_frames["not_an_array"] >= 1
+    assert stats.bad_frames["unknown_type"] >= 1
+    assert stats.bad_frames["bad_shape"] >= 2
+
+
+def test_stall_without_eose_times_out_and_keeps_events():
+    events = signed(7, lambda i: SINCE + i)
+    stats, state = run(FaultRelay(events, stall=True), _config(idle_timeout=0.5))
+    assert stats.error_class == "timeout_idle"
+    assert stats.events == len(state.events) == 7
+    assert not stats.eose_received
+
+
+def test_total_timeout_ends_a_slow_window():
+    stats, _ = run(FaultRelay(signed(3, SINCE), stall=True), _config(idle_timeout=5, total=0.5))
+    assert stats.error_class == "timeout_total"
+
+
+def test_closed_auth_required_is_recorded():
+    relay = FaultRelay(
+        signed(3, SINCE),
+        closed_message="auth-required: sign in first",
+        auth_challenge="challenge-123",
+    )
+    stats, state = run(relay)
+    assert stats.closed_prefix == "auth-required"
+    assert stats.error_class == "closed_by_relay"
+    assert stats.auth_challenge == "challenge-123"
+    assert not state.events
+
+
+def test_rate_limited_is_retried_after_a_pause():
+    relay = FaultRelay(
+        signed(4, SINCE + 5), closed_message="rate-limited: slow down", closed_times=1
+    )
+    stats, state = run(relay, _config(rate_limit_backoff=0.05))
+    assert len(state.events) == 4 and stats.error_class is None
+    assert stats.closed_prefix == "rate-limited"
+
+
+def test_invalid_signatures_and_ids_are_counted_good_events_kept():
+    good = signed(10, lambda i: SINCE + i)
+    other = signed(5, lambda i: SINCE + 100 + i, key=2)
+    bad_sig = [msgspec.structs.replace(e, sig=good[0].sig) for e in other[:3]]
+    bad_id = [msgspec.structs.replace(e, content="tampered") for e in other[3:]]
+    stats, state = run(FaultRelay(good + bad_sig + bad_id))
+    assert set(state.events) == {e.id for e in good}
+    assert stats.events == 10
+    assert stats.invalid_signatures == 3 and stats.invalid_ids == 2
+    assert stats.invalid == {"bad_signature": 3, "id_mismatch": 2}
+
+
+def test_oversized_frame_is_counted_and_events_before_it_kept():
+    events = signed(10, lambda i: SINCE + i)
+    relay = FaultRelay(events, oversized_after=5, oversized_bytes=200_000)
+    stats, state = run(relay, _config(max_frame_bytes=100_000))
+    assert stats.error_class == "too_large"
+    assert stats.bad_frames["too_large"] == 1
+    assert stats.events == len(state.events) == 5
+
+
+def test_event_cap_per_window_flags_truncation():
+    stats, state = run(FaultRelay(signed(30, lambda i: SINCE + i)), _config(max_events=10))
+    assert stats.possibly_truncated and "max_events_per_window" in stats.truncation_note
+    assert len(state.events) == 10
+
+
+def test_loopback_is_refused_unless_allowed():
+    stats, _ = run(FaultRelay(signed(1, SINCE)), _config(allow_private=False))
+    assert stats.error_class == "refused_address"
+    assert stats.connected_ip is None
+
+
+def test_closed_port_is_an_error_not_an_exception():
+    state = IngestState()
+    stats = asyncio.run(
+        fetch_window("ws://127.0.0.1:1", SINCE, UNTIL, config=CONFIG, sink=state.accept)
+    )
+    assert stats.error_class == "connection_refused"
+    assert stats.to_dict()["relay_url"] == "ws://127.0.0.1:1"
+
+
+def _config(
+    idle_timeout: float = 3,
+    total: float = 20,
+    max_frame_bytes: int = 2**20,
+    max_events: int = 500_000,
+    allow_private: bool = True,
+    rate_limit_backoff: float = 2.0,
+) -> ClientConfig:
+    return ClientConfig(
+        allow_private=allow_private,
+        connect_timeout=3,
+        idle_timeout=idle_timeout,
+        total_timeout=total,
+        max_frame_bytes=max_frame_bytes,
+        max_events_per_window=max_events,
+        rate_limit_backoff=rate_limit_backoff,
+    )
+
+
+def test_redirect_to_another_address_is_refused_and_recorded():
+    """A relay answering the websocket upgrade with a redirect to the cloud metadata address:
+    the pinned connection never follows it, and the window records why it ended. (A fault a
+    real relay will not produce on demand: a four-line HTTP server plays it.)"""
+
+    async def redirect(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 301 Moved\r\nLocation: ws://169.254.169.254/\r\nContent-Length: 0\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    async def scenario():
+        server = await asyncio.start_server(redirect, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with server:
+            stats = await fetch_window(url, SINCE, UNTIL, config=CONFIG, sink=lambda *a: None)
+            probe = await probe_relay(url, config=CONFIG)
+        return stats, probe
+
+    stats, probe = asyncio.run(scenario())
+    assert stats.error_class == "redirect_refused"
+    assert probe.error_class == "redirect_refused" and not probe.reachable
