@@ -80,6 +80,7 @@ def relay_ceiling(relay_url: str) -> tuple[int, float]:
     import asyncio
 
     from nostr_assets.lib.network.connection import ClientConfig
+    from nostr_assets.lib.network.crawler import window_crawler
     from nostr_assets.lib.network.hourly_fetch import fetch_hours, hours_between
 
     hours = hours_between(WEEK_START, WEEK_START + timedelta(hours=HOURS))
@@ -89,8 +90,7 @@ def relay_ceiling(relay_url: str) -> tuple[int, float]:
         async for batch in fetch_hours(
             [relay_url],
             hours,
-            None,
-            config=ClientConfig(allow_private=True),
+            crawl_window=window_crawler(None, ClientConfig(allow_private=True)),
             concurrency=16,
             hours_in_flight=8,
             land=lambda b: (sum(len(c.result.events) for c in b), 0),

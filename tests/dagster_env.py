@@ -13,6 +13,9 @@ from pathlib import Path
 # hour, see nostr_assets/settings.py). Set before anything imports defs/partitions.py.
 os.environ.setdefault("NOSTR_PARTITIONS_START", "2024-01-01-00:00")
 
+from functools import cache
+
+import dagster as dg
 from mmdb_factory import write_asn_db, write_city_db
 
 from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
@@ -67,3 +70,16 @@ def graph_resources(
             project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE, duckdb_path=str(database)
         ),
     }
+
+
+@cache
+def python_assets() -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """The project's own Python assets as the code location loads them: every asset of the
+    definitions except dbt's models (the .mmdb files are specs: made elsewhere)."""
+    from nostr_assets.definitions import defs
+
+    return [
+        asset
+        for asset in defs().assets or []
+        if isinstance(asset, dg.AssetSpec) or not any("dbt" in spec.kinds for spec in asset.specs)
+    ]

@@ -22,7 +22,7 @@ from nostr_assets.settings import (
     read_relays_file,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -5,21 +5,18 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from duckdb import CatalogException, IOException
 
-from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.partitions import (
+    EVENTS_RUN,
+    HOURLY_RUN_TAG,
+    OBSERVATIONS_RUN,
+    hourly_partitions,
+)
 from nostr_assets.defs.relays.catalog import read_discovered_relays
 from nostr_assets.defs.resources import WarehouseResource
 
-EVENT_KEYS = [
-    dg.AssetKey(["raw", "nostr_events"]),
-    dg.AssetKey(["raw", "event_relay_sightings"]),
-    dg.AssetKey(["raw", "relay_fetch_stats"]),
-]
-OBSERVATION_KEYS = [
-    dg.AssetKey(["raw", "relay_snapshots"]),
-    dg.AssetKey(["raw", "relay_geolocations"]),
-]
-RAW_EVENTS = dg.AssetSelection.assets(*EVENT_KEYS)
-RAW_HOURLY = dg.AssetSelection.assets(*EVENT_KEYS, *OBSERVATION_KEYS)
+RAW_EVENTS = dg.AssetSelection.tag(HOURLY_RUN_TAG, EVENTS_RUN[HOURLY_RUN_TAG])
+RAW_OBSERVATIONS = dg.AssetSelection.tag(HOURLY_RUN_TAG, OBSERVATIONS_RUN[HOURLY_RUN_TAG])
+RAW_HOURLY = RAW_EVENTS | RAW_OBSERVATIONS
 
 # Partitioning is inferred from the selected assets: all share `hourly_partitions`.
 raw_hourly_job = dg.define_asset_job("raw_hourly_job", selection=RAW_HOURLY)
@@ -50,10 +47,17 @@ def hourly_raw_schedule(context: dg.ScheduleEvaluationContext):
     another, so that a failed fetch (say, no relay reached, a blocking check) cannot stop the
     snapshot that records the outage."""
     key = closed_hour_key(context.scheduled_execution_time)
+    graph = context.repository_def.asset_graph
     return [
-        dg.RunRequest(run_key=f"events-{key}", partition_key=key, asset_selection=EVENT_KEYS),
         dg.RunRequest(
-            run_key=f"snapshots-{key}", partition_key=key, asset_selection=OBSERVATION_KEYS
+            run_key=f"events-{key}",
+            partition_key=key,
+            asset_selection=sorted(RAW_EVENTS.resolve(graph), key=str),
+        ),
+        dg.RunRequest(
+            run_key=f"snapshots-{key}",
+            partition_key=key,
+            asset_selection=sorted(RAW_OBSERVATIONS.resolve(graph), key=str),
         ),
     ]
 

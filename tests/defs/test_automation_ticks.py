@@ -24,9 +24,9 @@ EVENT_TABLES = ["nostr_events", "event_relay_sightings", "relay_fetch_stats"]
 
 @pytest.fixture(scope="module")
 def defs():
-    from nostr_assets.definitions import defs
+    from nostr_assets.definitions import defs as load_definitions
 
-    return defs
+    return load_definitions()
 
 
 def downstream_of_events(defs) -> set[dg.AssetKey]:

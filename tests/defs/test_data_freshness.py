@@ -62,7 +62,9 @@ def test_missing_table_fails(tmp_path):
 
 
 def test_every_clock_names_a_real_asset():
-    from nostr_assets.definitions import defs
+    from nostr_assets.definitions import defs as load_definitions
+
+    defs = load_definitions()
 
     keys = defs.resolve_asset_graph().get_all_asset_keys()
     assert {clock.asset for clock in CLOCKS} <= keys

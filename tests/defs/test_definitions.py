@@ -35,9 +35,9 @@ RAW_HOURLY = [
 
 @pytest.fixture(scope="module")
 def defs():
-    from nostr_assets.definitions import defs
+    from nostr_assets.definitions import defs as load_definitions
 
-    return defs
+    return load_definitions()
 
 
 def test_asset_keys_partitions_and_backfill_policies(defs):
@@ -91,7 +91,7 @@ def test_no_deprecation_warning_from_our_code():
         "import warnings\n"
         "warnings.simplefilter('always')\n"
         "import nostr_assets.definitions as d\n"
-        "d.defs.resolve_asset_graph(); d.defs.resolve_all_job_defs()\n"
+        "defs = d.defs(); defs.resolve_asset_graph(); defs.resolve_all_job_defs()\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

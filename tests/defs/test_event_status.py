@@ -59,7 +59,7 @@ def summarise(reached: list[bool]) -> _Summary:
 
 
 def test_every_hour_reached_materializes_the_range():
-    out = list(_results(summarise([True, True, True]), 3, KEYS))
+    out = list(_results(summarise([True, True, True]), 3, KEYS, {}))
     results = [o for o in out if isinstance(o, dg.MaterializeResult)]
     assert {r.asset_key for r in results} == {EVENTS, SIGHTINGS, FETCH_STATS}
     checks = {o.check_name: o.passed for o in out if isinstance(o, dg.AssetCheckResult)}
@@ -69,7 +69,7 @@ def test_every_hour_reached_materializes_the_range():
 def test_hours_without_relay_fail_and_the_others_are_materialized_one_by_one():
     out = []
     with pytest.raises(dg.Failure) as failure:
-        for item in _results(summarise([True, False, True]), 3, KEYS):
+        for item in _results(summarise([True, False, True]), 3, KEYS, {}):
             out.append(item)
     assert "no network" in failure.value.description.lower()
     assert KEYS[1] in failure.value.description

@@ -15,28 +15,23 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import duckdb
 import pytest
-from dagster_env import LOOPBACK_AS, LOOPBACK_PLACE, graph_resources, write_test_geoip
+from dagster_env import (
+    LOOPBACK_AS,
+    LOOPBACK_PLACE,
+    graph_resources,
+    python_assets,
+    write_test_geoip,
+)
 from relays import BASE_HOUR, HOUR, in_window
 
-from nostr_assets.defs.events.assets import nostr_events
-from nostr_assets.defs.geo.assets import asn_database, city_database, relay_geolocations
 from nostr_assets.defs.relays import snapshots as snapshots_module
-from nostr_assets.defs.relays.catalog import relay_catalog
-from nostr_assets.defs.relays.snapshots import relay_snapshots
 from nostr_assets.defs.resources import NostrCrawlerResource
 from nostr_assets.lib.protocol.event import sign_event
 from nostr_assets.lib.warehouse.event_landing import land_window
 from nostr_assets.lib.warehouse.tables.event_relay_sightings import sighting_rows
 from nostr_assets.lib.warehouse.tables.nostr_events import event_rows
 
-RAW_ASSETS = [
-    relay_catalog,
-    relay_snapshots,
-    city_database,
-    asn_database,
-    relay_geolocations,
-    nostr_events,
-]
+RAW_ASSETS = python_assets()
 FIRST_HOUR = datetime.fromtimestamp(BASE_HOUR, UTC)
 # The three event tables are written together: selecting one selects the others.
 EVENT_TABLES = dg.AssetSelection.assets(["raw", "nostr_events"]).required_multi_asset_neighbors()

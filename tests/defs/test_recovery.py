@@ -46,9 +46,9 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def defs():
-    from nostr_assets.definitions import defs
+    from nostr_assets.definitions import defs as load_definitions
 
-    return defs
+    return load_definitions()
 
 
 @pytest.fixture

@@ -155,7 +155,8 @@ def test_resources_are_built_from_the_settings(tmp_path):
 def test_a_bad_environment_stops_the_code_location_from_loading():
     env = {**os.environ, "NOSTR_KINDS": "abc", "NOSTR_CONCURRENCY": "0"}
     run = subprocess.run(
-        [sys.executable, "-c", "import nostr_assets.definitions"],
+        # What Dagster does when it loads the code location: call the definitions function.
+        [sys.executable, "-c", "import nostr_assets.definitions as d; d.defs()"],
         capture_output=True,
         text=True,
         env=env,
@@ -254,7 +255,9 @@ def add_catalog_row(database: Path, url: str, source: str, guarded: bool = False
 
 
 def test_sensors_take_the_warehouse_resource():
-    from nostr_assets.definitions import defs
+    from nostr_assets.definitions import defs as load_definitions
+
+    defs = load_definitions()
 
     for name in ("late_events_sensor", "relay_discovery_sensor"):
         assert defs.resolve_sensor_def(name).required_resource_keys == {"duckdb"}

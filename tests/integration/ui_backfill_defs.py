@@ -10,9 +10,10 @@ from dagster_env import graph_resources
 
 from nostr_assets import definitions
 
+project = definitions.defs()
 defs = dg.Definitions(
-    assets=list(definitions.defs.assets),
-    asset_checks=list(definitions.defs.asset_checks),
+    assets=list(project.assets or []),
+    asset_checks=list(project.asset_checks or []),
     resources=graph_resources(
         Path(os.environ["UI_BACKFILL_DATABASE"]),
         os.environ["UI_BACKFILL_RELAYS"].split(","),

@@ -20,7 +20,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from nostr_assets.defs.conditions import HOURLY_MODEL, whole_model
 from nostr_assets.defs.dbt.project import dbt_project
 from nostr_assets.defs.freshness import DAILY_FRESHNESS, HOURLY_FRESHNESS
-from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.partitions import hourly_partitions, single_run
 
 # Two dbt steps in a run, in this order: the hourly models (staging over the hourly raw tables,
 # then the hourly marts), then everything else, which reads them. No model of the second step
@@ -104,13 +104,13 @@ def _window_vars(context: dg.AssetExecutionContext) -> list[str]:
     ]
 
 
-@dbt_assets(
+@single_run(
+    dbt_assets,
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     select=HOURLY_SELECT,
     dagster_dbt_translator=translator,
     partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     pool="duckdb",
     name="dbt_hourly_models",
 )
@@ -123,7 +123,8 @@ def dbt_hourly_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, co
     yield from dbt.cli(args, context=context).stream()
 
 
-@dbt_assets(
+@single_run(
+    dbt_assets,
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     # Selected by folder, not as "all but hourly": dagster-dbt resolves the selection with
@@ -134,7 +135,6 @@ def dbt_hourly_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, co
     exclude="path:models/marts,tag:hourly",
     dagster_dbt_translator=translator,
     pool="duckdb",
-    backfill_policy=dg.BackfillPolicy.single_run(),
     name="dbt_models",
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: RunDbtConfig):

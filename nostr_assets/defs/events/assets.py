@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.events.diagnosis import explain_unreached
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
-from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.partitions import EVENTS_RUN, hourly_partitions, single_run
 from nostr_assets.defs.relays.relay_list import (
     contactable_relays,
     guarded_relays_skipped,
@@ -60,11 +60,13 @@ def _raw_event_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
         deps=[["raw", "relay_catalog"]],
         kinds={"python", "duckdb"},
         group_name="events",
+        tags=EVENTS_RUN,
         freshness_policy=HOURLY_FRESHNESS,
     )
 
 
-@dg.multi_asset(
+@single_run(
+    dg.multi_asset,
     specs=[
         _raw_event_spec(
             EVENTS,
@@ -97,7 +99,6 @@ def _raw_event_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
         ),
     ],
     partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     pool="duckdb",
     can_subset=False,
 )
@@ -118,7 +119,7 @@ def nostr_events(
         listed = relay_sources.listed()
         relays = contactable_relays(conn, crawler.allow_private_addresses, listed)
         guarded = guarded_relays_skipped(conn, crawler.allow_private_addresses, listed)
-        report_guarded(context, guarded, asset_key=EVENTS)
+        guard_metadata = report_guarded(context, guarded)
         if not relays:
             raise dg.Failure(
                 "No relay can be contacted: the catalog is empty or every relay is guarded "
@@ -127,7 +128,7 @@ def nostr_events(
             )
         context.log.info(f"Fetching {len(hours)} hour(s) from {len(relays)} relays")
         summary = _fetch_and_land(context, conn, relays, hours, crawler)
-    yield from _results(summary, len(hours), context.partition_keys)
+    yield from _results(summary, len(hours), context.partition_keys, guard_metadata)
 
 
 @dataclass
@@ -192,8 +193,7 @@ def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource)
         fetch_hours(
             relays,
             hours,
-            crawler.kind_list(),
-            config=crawler.client_config(),
+            crawl_window=crawler.window_crawler(),
             concurrency=crawler.concurrency,
             hours_in_flight=crawler.hours_in_flight,
             land=land,
@@ -216,7 +216,9 @@ def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource)
     return summary
 
 
-def _results(summary: _Summary, hours: int, partition_keys: list[str]):
+def _results(
+    summary: _Summary, hours: int, partition_keys: list[str], guard_metadata: dict[str, int]
+):
     """The run's materializations and checks, or a failure for the hours no relay answered.
 
     An hour that reached no relay is not materialized: it shows as failed in the UI, and
@@ -279,7 +281,7 @@ def _results(summary: _Summary, hours: int, partition_keys: list[str]):
         )
     worst = dg.MetadataValue.md(_worst_relays_markdown(list(per_relay.values())))
     for asset_key, rows in row_counts.items():
-        extra = {"worst_relays": worst} if asset_key == EVENTS else {}
+        extra = {"worst_relays": worst, **guard_metadata} if asset_key == EVENTS else {}
         yield dg.MaterializeResult(
             asset_key=asset_key, metadata={"dagster/row_count": rows, **common, **extra}
         )

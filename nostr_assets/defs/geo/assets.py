@@ -6,11 +6,10 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
-from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.partitions import OBSERVATIONS_RUN, hourly_partitions, single_run
 from nostr_assets.defs.resources import GeoIPResource
 from nostr_assets.lib.network.geolocation import GeoDatabaseMissing, GeoLocator
 from nostr_assets.lib.warehouse.landing import replace_window
-from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 from nostr_assets.lib.warehouse.tables.relay_geolocations import geolocation_row
 
 # The databases are files someone else builds (DB-IP, MaxMind); they appear in the graph so
@@ -32,13 +31,14 @@ asn_database = dg.AssetSpec(
 )
 
 
-@dg.asset(
+@single_run(
+    dg.asset,
     key=["raw", "relay_geolocations"],
     deps=[["raw", "relay_snapshots"], city_database, asn_database],
     group_name="relays",
     kinds={"python", "duckdb"},
+    tags=OBSERVATIONS_RUN,
     partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     freshness_policy=HOURLY_FRESHNESS,
     pool="duckdb",
 )
@@ -55,7 +55,6 @@ def relay_geolocations(
         raise dg.Failure(description=str(missing), allow_retries=False) from None
 
     with duckdb.get_connection() as conn:
-        ensure_raw_tables(conn)
         targets = conn.execute(
             """
             select snapshot_hour, relay_url, connected_ip from raw.relay_snapshots

@@ -11,13 +11,13 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
+from nostr_assets.defs.partitions import single_run
 from nostr_assets.defs.relays.relay_list import retired_relays
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
 from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
 from nostr_assets.lib.protocol.discovery import discover_relays
 from nostr_assets.lib.protocol.event import Event
 from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl
-from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 
 # Discovery reads only events that can carry relay URLs: kind-3 content maps, kind-10002
 # `r` tags, and tags with a ws(s):// relay hint. The LIKE prefilter keeps the scan in DuckDB.
@@ -64,14 +64,14 @@ async def _guard_all(urls: list[str], concurrency: int) -> dict[str, str | None]
     return dict(zip(urls, reasons, strict=True))
 
 
-@dg.asset(
+@single_run(
+    dg.asset,
     key=["raw", "relay_catalog"],
     group_name="relays",
     kinds={"python", "duckdb"},
     freshness_policy=HOURLY_FRESHNESS,
     pool="duckdb",
     # Lets `dagster asset materialize --select '*' --partition-range ...` include it in one run.
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
 )
 def relay_catalog(
@@ -94,7 +94,6 @@ def relay_catalog(
     found = relay_sources.bootstrap()
     listed = sorted(found)
     with duckdb.get_connection() as conn:
-        ensure_raw_tables(conn)
         discovered, refused_discovered = read_discovered_relays(conn)
     for url, source in discovered.items():
         found.setdefault(url, source)
@@ -115,7 +114,6 @@ def relay_catalog(
         },
     )
     with duckdb.get_connection() as conn:
-        ensure_raw_tables(conn)
         conn.register("incoming", incoming.to_arrow())
         # Upsert: first_seen_at and the original source survive; last_seen_at moves to now.
         conn.execute(

@@ -15,8 +15,6 @@ from collections.abc import Collection
 import dagster as dg
 import duckdb
 
-from nostr_assets.lib.warehouse.schema import ensure_raw_tables
-
 LISTED_SOURCES = ("bootstrap", "env")
 GUARD_SETTING = "NOSTR_ALLOW_PRIVATE_ADDRESSES"
 
@@ -32,7 +30,6 @@ _RELAYS_SQL = """
 def _relays(
     conn: duckdb.DuckDBPyConnection, guarded: bool | None, listed: Collection[str] | None
 ) -> list[str]:
-    ensure_raw_tables(conn)
     params = {"guarded": guarded, "listed": None if listed is None else sorted(listed)}
     return [url for (url,) in conn.execute(_RELAYS_SQL, params).fetchall()]
 
@@ -62,17 +59,13 @@ def retired_relays(conn: duckdb.DuckDBPyConnection, listed: Collection[str]) -> 
     return sorted(every - set(_relays(conn, None, listed)))
 
 
-def report_guarded(
-    context: dg.AssetExecutionContext,
-    skipped: list[str],
-    asset_key: dg.AssetKey | None = None,
-) -> None:
-    """Name the relays the guard skipped in the run's log, with the setting that allows them,
-    and count them in the materialisation's metadata (0 too: the UI plots the series)."""
+def report_guarded(context: dg.AssetExecutionContext, skipped: list[str]) -> dict[str, int]:
+    """Name the relays the guard skipped in the run's log, with the setting that allows them;
+    return the metadata that counts them (0 too: the UI plots the series)."""
     if skipped:
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
         context.log.warning(
             f"{len(skipped)} relay(s) on private, loopback or link-local addresses skipped: "
             f"{', '.join(skipped[:10])}{more}; set {GUARD_SETTING}=true to contact them"
         )
-    context.add_asset_metadata({"guarded_relays_skipped": len(skipped)}, asset_key=asset_key)
+    return {"guarded_relays_skipped": len(skipped)}

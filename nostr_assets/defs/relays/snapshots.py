@@ -9,16 +9,15 @@ import msgspec
 from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
-from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.partitions import OBSERVATIONS_RUN, hourly_partitions, single_run
 from nostr_assets.defs.relays.relay_list import (
     contactable_relays,
     guarded_relays_skipped,
     report_guarded,
 )
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
-from nostr_assets.lib.network.connection import ClientConfig
 from nostr_assets.lib.network.hourly_fetch import hours_between
-from nostr_assets.lib.network.probe import RelayProbe, probe_relay
+from nostr_assets.lib.network.probe import RelayProbe
 from nostr_assets.lib.protocol.event import Event
 from nostr_assets.lib.protocol.nip66 import MonitorReport, latest_reports
 from nostr_assets.lib.warehouse.landing import replace_window
@@ -74,24 +73,25 @@ def _keep_probes_before(probe_hour: datetime | None) -> str:
     return f"observation_source = 'probe' and snapshot_hour <> '{probe_hour.isoformat()}'"
 
 
-async def probe_all(urls: list[str], config: ClientConfig, concurrency: int) -> list[RelayProbe]:
-    limit = asyncio.Semaphore(concurrency)
+async def probe_all(urls: list[str], crawler: NostrCrawlerResource) -> list[RelayProbe]:
+    limit = asyncio.Semaphore(crawler.concurrency)
 
     async def one(url: str) -> RelayProbe:
         async with limit:
-            return await probe_relay(url, config=config)
+            return await crawler.probe(url)
 
     return list(await asyncio.gather(*(one(u) for u in urls)))
 
 
-@dg.asset(
+@single_run(
+    dg.asset,
     key=["raw", "relay_snapshots"],
     # Events: past hours are rebuilt from the NIP-66 monitor events stored among them.
     deps=[["raw", "relay_catalog"], ["raw", "nostr_events"]],
     group_name="relays",
     kinds={"python", "duckdb"},
+    tags=OBSERVATIONS_RUN,
     partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     freshness_policy=HOURLY_FRESHNESS,
     pool="duckdb",
 )
@@ -123,9 +123,9 @@ def relay_snapshots(
         reports = {hour: monitor_reports(conn, hour, catalog - probed[hour]) for hour in past}
     probes = []
     # Only the probe contacts relays: without one, the guard skipped nothing.
-    report_guarded(context, guarded if probe_hour is not None else [])
+    guard_metadata = report_guarded(context, guarded if probe_hour is not None else [])
     if probe_hour is not None:
-        probes = asyncio.run(probe_all(relays, crawler.client_config(), crawler.concurrency))
+        probes = asyncio.run(probe_all(relays, crawler))
 
     rows = [snapshot_row(probe_hour, p) for p in probes]
     for hour in past:
@@ -165,5 +165,6 @@ def relay_snapshots(
             "nip11_documents": sum(1 for p in probes if p.nip11 and p.nip11.document),
             "median_rtt_open_ms": rtts[len(rtts) // 2] if rtts else 0.0,
             **{f"errors/{name}": n for name, n in sorted(errors.items())},
+            **guard_metadata,
         }
     )

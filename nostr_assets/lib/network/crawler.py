@@ -8,7 +8,7 @@ A relay's failure is its own row in ``relay_stats``; it never fails the crawl.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from nostr_assets.lib.network.connection import ClientConfig
@@ -77,6 +77,20 @@ async def crawl(
         return stats
 
     relay_stats = await asyncio.gather(*(one(url) for url in accepted))
+    return window_result(state, since, until, kinds, list(relay_stats), rejected)
+
+
+def window_result(
+    state: IngestState,
+    since: int,
+    until: int,
+    kinds: Iterable[int] | None,
+    relay_stats: list[WindowStats],
+    rejected: dict[str, str],
+) -> CrawlResult:
+    """What a crawl of [since, until] gathered in ``state``: the window's events in order
+    and who held each, whatever else the state holds."""
+    kinds = set(kinds) if kinds else None
     window = [
         e
         for e in state.events.values()
@@ -92,4 +106,20 @@ async def crawl(
         ),
         key=lambda s: (s.event_id, s.relay_url),
     )
-    return CrawlResult(window, sightings, list(relay_stats), rejected)
+    return CrawlResult(window, sightings, relay_stats, rejected)
+
+
+# One window from every relay, sharing a limit on open connections: what fetch_hours runs per
+# hour. ``window_crawler`` gives the real one; tests of asset logic pass a fake.
+CrawlWindow = Callable[[Sequence[str], int, int, asyncio.Semaphore], Awaitable[CrawlResult]]
+
+
+def window_crawler(kinds: Iterable[int] | None, config: ClientConfig) -> CrawlWindow:
+    """``crawl`` with these kinds and settings, as a ``CrawlWindow``."""
+
+    async def crawl_window(
+        urls: Sequence[str], since: int, until: int, gate: asyncio.Semaphore
+    ) -> CrawlResult:
+        return await crawl(urls, since, until, kinds, config=config, gate=gate)
+
+    return crawl_window

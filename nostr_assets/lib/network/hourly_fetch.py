@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from nostr_assets.lib.network.connection import ClientConfig
-from nostr_assets.lib.network.crawler import CrawlResult, crawl
+from nostr_assets.lib.network.crawler import CrawlResult, CrawlWindow
 
 HOUR = timedelta(hours=1)
 
@@ -60,9 +59,8 @@ def hours_between(start: datetime, end: datetime) -> list[datetime]:
 async def fetch_hours(
     relays: Sequence[str],
     hours: Sequence[datetime],
-    kinds: Sequence[int] | None,
     *,
-    config: ClientConfig,
+    crawl_window: CrawlWindow,
     concurrency: int,
     hours_in_flight: int,
     land: LandHours,
@@ -79,7 +77,7 @@ async def fetch_hours(
         started = time.perf_counter()
         since = int(hour.timestamp())
         # until is inclusive in NIP-01: an hour's last second is since + 3599.
-        result = await crawl(relays, since, since + 3599, kinds, config=config, gate=connections)
+        result = await crawl_window(relays, since, since + 3599, connections)
         return CrawledHour(hour, fetched_at, result, time.perf_counter() - started)
 
     tasks = [asyncio.create_task(crawl_hour(hour)) for hour in hours]

@@ -24,8 +24,8 @@ from nostr_assets.lib.network.geolocation import (
     database_info,
 )
 
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "mmdb"
-PROJECT = Path(__file__).resolve().parents[2]
+TESTDATA = Path(__file__).resolve().parents[4] / "shared" / "testdata" / "mmdb"
+PROJECT = Path(__file__).resolve().parents[3]
 DBIP = PROJECT / "data" / "geoip" / "dbip-city-lite.mmdb"
 BUILT = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from relays import BASE_HOUR, HOUR, in_window
 
 from nostr_assets.lib.network.connection import ClientConfig
+from nostr_assets.lib.network.crawler import window_crawler
 from nostr_assets.lib.network.hourly_fetch import fetch_hours, hours_between
 
 
@@ -30,8 +31,7 @@ def test_hours_crawled_once_and_landed_in_order(relay_all):
             async for landed in fetch_hours(
                 [relay_all.url],
                 hours,
-                None,
-                config=ClientConfig(allow_private=True, idle_timeout=5),
+                crawl_window=window_crawler(None, ClientConfig(allow_private=True, idle_timeout=5)),
                 concurrency=4,
                 hours_in_flight=3,
                 land=land,

@@ -27,7 +27,7 @@ from nostr_assets.lib.protocol.event import (
     sign_event,
 )
 
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata"
+TESTDATA = Path(__file__).resolve().parents[4] / "shared" / "testdata"
 needs_testdata = pytest.mark.skipif(not TESTDATA.is_dir(), reason="shared/testdata is absent")
 
 SECRET = bytes(31) + b"\x07"
