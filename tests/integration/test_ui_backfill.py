@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_materialize_all_over_a_range_builds_every_asset(tmp_path, monkeypatch, relay_all):
-    from nostr_assets.definitions import defs
+    from nostr_assets.definitions import defs as load_definitions
 
     city, asn = write_test_geoip(tmp_path)
     database = tmp_path / "nostr.duckdb"
@@ -38,7 +38,7 @@ def test_materialize_all_over_a_range_builds_every_asset(tmp_path, monkeypatch, 
     monkeypatch.setenv("UI_BACKFILL_RELAYS", relay_all.url)
     monkeypatch.setenv("UI_BACKFILL_CITY_DB", str(city))
     monkeypatch.setenv("UI_BACKFILL_ASN_DB", str(asn))
-    graph = defs.resolve_asset_graph()
+    graph = load_definitions().resolve_asset_graph()
     every_asset = sorted(
         (k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable),
         key=lambda k: k.to_user_string(),

@@ -10,15 +10,18 @@ from dagster_env import graph_resources
 
 from nostr_assets import definitions
 
-project = definitions.defs()
-defs = dg.Definitions(
-    assets=list(project.assets or []),
-    asset_checks=list(project.asset_checks or []),
-    resources=graph_resources(
-        Path(os.environ["UI_BACKFILL_DATABASE"]),
-        os.environ["UI_BACKFILL_RELAYS"].split(","),
-        os.environ["UI_BACKFILL_CITY_DB"],
-        os.environ["UI_BACKFILL_ASN_DB"],
-    ),
-    executor=dg.in_process_executor,
-)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    project = definitions.defs()
+    return dg.Definitions(
+        assets=list(project.assets or []),
+        asset_checks=list(project.asset_checks or []),
+        resources=graph_resources(
+            Path(os.environ["UI_BACKFILL_DATABASE"]),
+            os.environ["UI_BACKFILL_RELAYS"].split(","),
+            os.environ["UI_BACKFILL_CITY_DB"],
+            os.environ["UI_BACKFILL_ASN_DB"],
+        ),
+        executor=dg.in_process_executor,
+    )
