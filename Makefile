@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DAGSTER_PORT ?= 3000
 
-.PHONY: setup lock port-free prepare-dbt geoip run ui crawl test lint bench clean
+.PHONY: setup lock port-free prepare-dbt geoip run ui crawl test test-fast lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(UV_DIR)
@@ -53,13 +53,20 @@ port-free:
 crawl: setup
 	$(BIN)/nostr-analytics crawl --relays-file data/relays.txt --since -2h --until -1h --out data/last_hour.jsonl
 
+# Style, types and SQL: ruff on Python, mypy on nostr_assets/ (settings in pyproject.toml),
+# sqlfluff on dbt_project/ (duckdb dialect, jinja templater: no database needed; .sqlfluff).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/sqlfluff lint dbt_project
 
-test: prepare-dbt
-	$(BIN)/ruff check .
+test: prepare-dbt lint
 	$(BIN)/pytest -q
+
+# The fast tier: no relay, no dbt, no Dagster instance started; about 20 s.
+test-fast: prepare-dbt
+	$(BIN)/pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ingest.py

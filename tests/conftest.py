@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 # The fixed test events are from 2024-01-01; the default first partition is far later. Set
 # before anything imports the partitions definition.
@@ -50,3 +51,19 @@ def relay_all(tmp_path_factory, test_events) -> Iterator[RelayHandle]:
     handle = start_relay(tmp_path_factory.mktemp("relay_all"), test_events)
     yield handle
     handle.stop()
+
+
+# The fast tier (`make test-fast`, `pytest -m "not slow"`): everything that starts no relay,
+# no dbt and no Dagster instance. A test that uses a session relay, or lives with the dbt or
+# integration tests, is slow by that alone; modules that start their own servers say so with
+# `pytestmark = pytest.mark.slow`.
+_RELAY_FIXTURES = {"relay_a", "relay_b", "relay_all"}
+_SLOW_FOLDERS = ("dbt", "integration")
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0]
+        if _RELAY_FIXTURES & set(item.fixturenames) or folder in _SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)

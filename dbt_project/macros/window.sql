@@ -4,12 +4,12 @@
 #}
 
 {% macro window_bounds() -%}
-  {%- set start = var('window_start', none) -%}
-  {%- set end = var('window_end', none) -%}
-  {%- if (start is none) != (end is none) -%}
-    {{ exceptions.raise_compiler_error("window_start and window_end must be given together") }}
-  {%- endif -%}
-  {{ return((start, end)) }}
+    {%- set start = var('window_start', none) -%}
+    {%- set end = var('window_end', none) -%}
+    {%- if (start is none) != (end is none) -%}
+        {{ exceptions.raise_compiler_error("window_start and window_end must be given together") }}
+    {%- endif -%}
+    {{ return((start, end)) }}
 {%- endmacro %}
 
 
@@ -18,13 +18,13 @@
   (trailing metrics need earlier rows to compute the window's first hours). `true` without vars.
 #}
 {% macro window_predicate(column, lookback_hours=0) -%}
-  {%- set start, end = window_bounds() -%}
-  {%- if start is none -%}
-    true
-  {%- else -%}
-    ({{ column }} >= timestamptz '{{ start }}' - interval '{{ lookback_hours }} hours'
-     and {{ column }} < timestamptz '{{ end }}')
-  {%- endif -%}
+    {%- set start, end = window_bounds() -%}
+    {%- if start is none -%}
+        true
+    {%- else -%}
+        ({{ column }} >= timestamptz '{{ start }}' - interval '{{ lookback_hours }} hours'
+         and {{ column }} < timestamptz '{{ end }}')
+    {%- endif -%}
 {%- endmacro %}
 
 
@@ -35,7 +35,7 @@
   model's transaction, so readers never see the window half replaced.
 #}
 {% macro delete_window(column) -%}
-  {%- if is_incremental() -%}
-    delete from {{ this }} where {{ window_predicate(column) }}
-  {%- endif -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ window_predicate(column) }}
+    {%- endif -%}
 {%- endmacro %}

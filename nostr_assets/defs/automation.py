@@ -13,6 +13,7 @@ from nostr_assets.defs.partitions import (
 )
 from nostr_assets.defs.relays.catalog import read_discovered_relays
 from nostr_assets.defs.resources import WarehouseResource
+from nostr_assets.lib.warehouse.raw_table import scalar
 
 RAW_EVENTS = dg.AssetSelection.tag(HOURLY_RUN_TAG, EVENTS_RUN[HOURLY_RUN_TAG])
 RAW_OBSERVATIONS = dg.AssetSelection.tag(HOURLY_RUN_TAG, OBSERVATIONS_RUN[HOURLY_RUN_TAG])
@@ -80,7 +81,8 @@ def late_partition_key(now: datetime) -> str:
 def late_events_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseResource):
     """Re-fetches the hour from 48 hours ago once, for late events (gift wraps are backdated)."""
     key = late_partition_key(datetime.now(UTC))
-    if key < hourly_partitions.get_first_partition_key():
+    first = hourly_partitions.get_first_partition_key()
+    if first is None or key < first:
         return dg.SkipReason(f"{key} is before the first partition")
     if catalog_size(duckdb) == 0:
         return dg.SkipReason("the relay catalog is empty: materialise raw/relay_catalog first")
@@ -129,7 +131,7 @@ def catalog_size(warehouse: WarehouseResource) -> int | None:
         return 0
     try:
         with warehouse.get_connection(read_only=True) as conn:
-            return conn.execute("select count(*) from raw.relay_catalog").fetchone()[0]
+            return scalar(conn, "select count(*) from raw.relay_catalog")
     except CatalogException:
         return 0
     except IOException:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 from dbt.cli.main import dbtRunner
 from raw_fixture import ALICE, BOB, CAROL, R1, R2, T0, eid, write_raw_fixture
+
+from nostr_assets.defs.dbt.assets import release_duckdb
 
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 WINDOW = {"window_start": "2024-01-01 11:00:00", "window_end": "2024-01-01 12:00:00"}
@@ -48,9 +49,7 @@ def dbt_build(db_path: Path, target_path: Path, *args: str) -> None:
         )
     # dbt-duckdb keeps its DuckDB instance open in this process after the run; close it so the
     # test can open the file (DuckDB refuses a second instance with another configuration).
-    if DuckDBConnectionManager._ENV is not None:
-        DuckDBConnectionManager._ENV.close()
-        DuckDBConnectionManager._ENV = None
+    release_duckdb()
     assert result.success, f"dbt build {args} failed: {result.exception}"
 
 

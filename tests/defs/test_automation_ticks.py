@@ -18,6 +18,8 @@ from relays import BASE_HOUR, free_port
 from nostr_assets.defs.events.assets import nostr_events
 from nostr_assets.defs.relays.catalog import relay_catalog
 
+pytestmark = pytest.mark.slow  # evaluates automation over the whole graph with dbt
+
 FIRST_HOUR = datetime.fromtimestamp(BASE_HOUR, UTC).strftime("%Y-%m-%d-%H:%M")
 EVENT_TABLES = ["nostr_events", "event_relay_sightings", "relay_fetch_stats"]
 

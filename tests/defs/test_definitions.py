@@ -86,6 +86,7 @@ def test_sensors_and_schedule_run_by_default(defs):
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
+@pytest.mark.slow
 def test_no_deprecation_warning_from_our_code():
     code = (
         "import warnings\n"

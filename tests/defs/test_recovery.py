@@ -28,6 +28,8 @@ from dagster_env import graph_resources
 from nostr_assets.defs.recovery import process_alive
 from nostr_assets.defs.relays.catalog import relay_catalog
 
+pytestmark = pytest.mark.slow  # runs and kills Dagster run processes
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTANCE_YAML = PROJECT_ROOT / "data" / "dagster_home" / "dagster.yaml"
 EVENT_TABLES = "raw/nostr_events,raw/event_relay_sightings,raw/relay_fetch_stats"

@@ -152,6 +152,7 @@ def test_resources_are_built_from_the_settings(tmp_path):
     assert resources["dbt"].duckdb_path == str(tmp_path / "w.duckdb")
 
 
+@pytest.mark.slow
 def test_a_bad_environment_stops_the_code_location_from_loading():
     env = {**os.environ, "NOSTR_KINDS": "abc", "NOSTR_CONCURRENCY": "0"}
     run = subprocess.run(
@@ -358,6 +359,7 @@ def test_dbt_resource_sets_the_path_for_its_call_only(tmp_path, monkeypatch):
     assert os.environ["NOSTR_DUCKDB_PATH"] == "/somewhere/else.duckdb"
 
 
+@pytest.mark.slow
 def test_dbt_really_opens_the_resource_warehouse(tmp_path, monkeypatch):
     monkeypatch.setenv("NOSTR_DUCKDB_PATH", str(tmp_path / "wrong.duckdb"))
     right = tmp_path / "right.duckdb"

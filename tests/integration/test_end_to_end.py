@@ -588,3 +588,24 @@ def test_running_everything_twice_gives_identical_marts(world):
     }
     for name in sorted(first):
         assert second[name] == first[name], name
+
+
+def test_dbt_tables_report_their_row_counts(world):
+    # fetch_row_counts: every table dbt built says how many rows it holds (views do not).
+    counted = {
+        event.asset_key.to_user_string(): event.materialization.metadata["dagster/row_count"].value
+        for result in world.results[-6:]  # the second sequence: the final warehouse
+        for event in result.get_asset_materialization_events()
+        if "dagster/row_count" in event.materialization.metadata
+        and event.asset_key.path[0] in ("intermediate", "marts")
+    }
+    tables = {
+        f"{'marts' if name.startswith(('fct_', 'dim_')) else 'intermediate'}/{name}"
+        for (name,) in query(
+            world.second_run, "select table_name from duckdb_tables() where schema_name = 'main'"
+        )
+    }
+    assert set(counted) == tables, set(counted) ^ tables
+    for key, rows in counted.items():
+        stored = query(world.second_run, f"select count(*) from main.{key.split('/')[1]}")
+        assert rows == stored[0][0], key

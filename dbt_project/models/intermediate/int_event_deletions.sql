@@ -78,9 +78,9 @@ deleted_by_address as (
 
     from coordinates
     inner join addressable_events as targets
-        on targets.pubkey = coordinates.coordinate.pubkey
-        and targets.kind = try_cast(coordinates.coordinate.kind as integer)
-        and targets.d_tag = coordinates.coordinate.d
+        on targets.pubkey = coordinates.coordinate['pubkey']
+        and targets.kind = try_cast(coordinates.coordinate['kind'] as integer)
+        and targets.d_tag = coordinates.coordinate['d']
         and targets.pubkey = coordinates.deleter_pubkey
         and targets.created_at_unix <= coordinates.deleted_at_unix
 

@@ -39,10 +39,11 @@ final as (
         count(*) over (partition by pubkey, kind, d_tag) as versions_seen
 
     from keyed
-    qualify row_number() over (
-        partition by pubkey, kind, d_tag
-        order by created_at_unix desc, event_id asc
-    ) = 1
+    qualify
+        row_number() over (
+            partition by pubkey, kind, d_tag
+            order by created_at_unix desc, event_id asc
+        ) = 1
 
 )
 

@@ -53,8 +53,8 @@ final as (
         bolt11,
         -- sats per unit of the invoice's amount: 1 BTC = 1e8 sats, m/u/n/p = 1e-3 .. 1e-12 BTC
         cast(
-            try_cast(nullif(amount.digits, '') as decimal(38, 0))
-            * case amount.multiplier
+            try_cast(nullif(amount['digits'], '') as decimal(38, 0))
+            * case amount['multiplier']
                 when '' then 100000000
                 when 'm' then 100000
                 when 'u' then 100
@@ -63,7 +63,7 @@ final as (
             end
             as decimal(38, 4)
         ) as claimed_amount_sats,
-        nullif(amount.digits, '') is not null as is_amount_claimed,
+        nullif(amount['digits'], '') is not null as is_amount_claimed,
         case
             when json_valid(zap_request_json)
                 then json_extract_string(zap_request_json, '$.pubkey')

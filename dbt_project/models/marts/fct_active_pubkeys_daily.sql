@@ -13,7 +13,10 @@ with
 
 events as (
 
-    select pubkey, created_at
+    select
+        pubkey,
+        created_at
+
     from {{ ref('int_events_deduplicated') }}
     where kind not in (13, 1059, 9735)
         and kind not between 20000 and 29999
@@ -44,8 +47,10 @@ first_days as (
 
 spine as (
 
-    select cast(unnest(generate_series(min(activity_date), max(activity_date), interval 1 day)) as date)
-        as activity_date
+    select
+        cast(
+            unnest(generate_series(min(activity_date), max(activity_date), interval 1 day)) as date
+        ) as activity_date
 
     from author_days
 
@@ -55,11 +60,12 @@ active_counts as (
 
     select
         spine.activity_date,
-        count(distinct author_days.pubkey)
-            filter (where author_days.activity_date = spine.activity_date) as daily_active_authors,
-        count(distinct author_days.pubkey)
-            filter (where author_days.activity_date > spine.activity_date - 7)
-            as weekly_active_authors,
+        count(distinct author_days.pubkey) filter (
+            where author_days.activity_date = spine.activity_date
+        ) as daily_active_authors,
+        count(distinct author_days.pubkey) filter (
+            where author_days.activity_date > spine.activity_date - 7
+        ) as weekly_active_authors,
         count(distinct author_days.pubkey) as monthly_active_authors
 
     from spine

@@ -19,7 +19,9 @@ dated as (
         pubkey,
         cast(
             coalesce(
-                to_timestamp(try_cast(list_filter(tags, t -> t[1] = 'published_at')[1][2] as bigint)),
+                to_timestamp(
+                    try_cast(list_filter(tags, t -> t[1] = 'published_at')[1][2] as bigint)
+                ),
                 created_at
             ) as date
         ) as published_date

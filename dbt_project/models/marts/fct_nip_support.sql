@@ -2,7 +2,10 @@ with
 
 relays as (
 
-    select relay_url, supported_nips
+    select
+        relay_url,
+        supported_nips
+
     from {{ ref('dim_relays') }}
     where has_nip11
 

@@ -8,7 +8,11 @@ sightings as (
 
 events as (
 
-    select event_id, relay_count from {{ ref('int_events_deduplicated') }}
+    select
+        event_id,
+        relay_count
+
+    from {{ ref('int_events_deduplicated') }}
 
 ),
 

@@ -41,11 +41,11 @@ with_uptime as (
     window
         last_24h as (
             partition by relay_url order by snapshot_hour
-            range between interval 23 hours preceding and current row
+            range between interval '23 hours' preceding and current row
         ),
         last_7d as (
             partition by relay_url order by snapshot_hour
-            range between interval 167 hours preceding and current row
+            range between interval '167 hours' preceding and current row
         )
 
 ),

@@ -25,7 +25,11 @@ reactions as (
 
 notes as (
 
-    select event_id, pubkey, created_at
+    select
+        event_id,
+        pubkey,
+        created_at
+
     from events
     where kind = 1
         and not is_deleted

@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
 from nostr_assets.defs.conditions import HOURLY_MODEL, whole_model
 from nostr_assets.defs.dbt.project import dbt_project
@@ -104,6 +105,37 @@ def _window_vars(context: dg.AssetExecutionContext) -> list[str]:
     ]
 
 
+def release_duckdb() -> None:
+    """Close the DuckDB file that dbt-duckdb holds open in this process, if it holds one.
+
+    dbt-duckdb keeps its DuckDB instance open for the life of the process (its `keep_open`
+    defaults to true). Anything else in the process that opens the file with another
+    configuration, or a dbt subprocess that wants to write it, is refused until it is closed.
+    """
+    try:
+        environment = DuckDBConnectionManager.env()
+    except Exception:  # dbt-duckdb raises a bare Exception when nothing was opened
+        return
+    environment.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+def build_with_row_counts(dbt: DbtCliResource, args: list[str], context: dg.AssetExecutionContext):
+    """dbt's events for the UI, with the row count of every table built.
+
+    dagster-dbt counts the rows through dbt's adapter in this process, once dbt has exited
+    (DuckDB allows one writing process). The adapter's DuckDB instance is closed afterwards,
+    so that the run's next dbt step, a subprocess, can open the file.
+    """
+    invocation = dbt.cli(args, context=context)
+    try:
+        yield from invocation.stream().fetch_row_counts()
+    finally:
+        if invocation.adapter is not None:
+            invocation.adapter.cleanup_connections()
+        release_duckdb()
+
+
 @single_run(
     dbt_assets,
     manifest=dbt_project.manifest_path,
@@ -120,7 +152,7 @@ def dbt_hourly_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, co
     args = [*BUILD, *_window_vars(context)]
     if config.full_refresh:
         args.append("--full-refresh")
-    yield from dbt.cli(args, context=context).stream()
+    yield from build_with_row_counts(dbt, args, context)
 
 
 @single_run(
@@ -143,4 +175,4 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: R
     args = list(BUILD)
     if config.full_refresh:
         args.append("--full-refresh")
-    yield from dbt.cli(args, context=context).stream()
+    yield from build_with_row_counts(dbt, args, context)

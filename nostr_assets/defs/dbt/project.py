@@ -5,9 +5,16 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+from nostr_assets.settings import find_project_root
+
+# Beside the package in a checkout, or under NOSTR_PROJECT_ROOT (see settings.py).
+DBT_PROJECT_DIR = find_project_root() / "dbt_project"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# Under `dagster dev` the manifest is rebuilt when the code location loads, so an edited model
+# shows at the next reload; elsewhere (runs, tests, `dagster asset materialize`) the manifest
+# `make prepare-dbt` built is read as it is.
+dbt_project.prepare_if_dev()
 
 # dbt is installed beside this interpreter; a shell whose PATH lacks the virtualenv must still
 # find it (dagster-dbt looks up plain "dbt" on PATH otherwise).

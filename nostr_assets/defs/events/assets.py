@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -140,14 +141,16 @@ class _Summary:
     # Error classes of the relays in the hours no relay answered: the clue to the cause.
     unreached_errors: Counter = field(default_factory=Counter)
     fetch_wall_seconds: float = 0.0
+    crawl_seconds: float = 0.0
+    land_seconds: float = 0.0
 
     def add(self, batch: LandedBatch) -> None:
         self.totals["events"] += batch.events
         self.totals["sightings"] += batch.sightings
-        self.totals["land_seconds"] += batch.land_seconds
+        self.land_seconds += batch.land_seconds
         self.totals["land_transactions"] += 1
         for crawled in batch.hours:
-            self.totals["crawl_seconds"] += crawled.crawl_seconds
+            self.crawl_seconds += crawled.crawl_seconds
             self._add_relay_stats(crawled)
 
     def _add_relay_stats(self, crawled: CrawledHour) -> None:
@@ -229,12 +232,12 @@ def _results(
     per_relay = summary.per_relay
     failed = sum(1 for r in per_relay.values() if r["error_class"])
     invalid_events = sum(summary.invalid.values())
-    common = {
+    common: dict[str, Any] = {
         "hours": hours,
         # Wall time of fetching and landing (hours overlap, so the two sums below exceed it).
         "fetch_wall_seconds": round(summary.fetch_wall_seconds, 3),
-        "crawl_seconds": round(summary.totals["crawl_seconds"], 3),
-        "land_seconds": round(summary.totals["land_seconds"], 3),
+        "crawl_seconds": round(summary.crawl_seconds, 3),
+        "land_seconds": round(summary.land_seconds, 3),
         "land_transactions": summary.totals["land_transactions"],
         "relays_reached": len(per_relay) - failed,
         "relays_failed": failed,
@@ -281,7 +284,9 @@ def _results(
         )
     worst = dg.MetadataValue.md(_worst_relays_markdown(list(per_relay.values())))
     for asset_key, rows in row_counts.items():
-        extra = {"worst_relays": worst, **guard_metadata} if asset_key == EVENTS else {}
+        extra: dict[str, Any] = (
+            {"worst_relays": worst, **guard_metadata} if asset_key == EVENTS else {}
+        )
         yield dg.MaterializeResult(
             asset_key=asset_key, metadata={"dagster/row_count": rows, **common, **extra}
         )

@@ -127,7 +127,7 @@ def relay_snapshots(
     if probe_hour is not None:
         probes = asyncio.run(probe_all(relays, crawler))
 
-    rows = [snapshot_row(probe_hour, p) for p in probes]
+    rows = [snapshot_row(probe_hour, p) for p in probes] if probe_hour is not None else []
     for hour in past:
         rows.extend(snapshot_row(hour, r) for _, r in sorted(reports[hour].items()))
     if past:

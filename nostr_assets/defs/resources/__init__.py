@@ -69,7 +69,10 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             geoip_dir=str(settings.project_root / "data" / "geoip"),
         ),
         "dbt": NostrDbtResource(
-            project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE, duckdb_path=database
+            # DbtCliResource takes the DbtProject itself (typed as its path).
+            project_dir=dbt_project,  # type: ignore[arg-type]
+            dbt_executable=DBT_EXECUTABLE,
+            duckdb_path=database,
         ),
     }
 

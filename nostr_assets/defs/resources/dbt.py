@@ -40,6 +40,6 @@ class NostrDbtResource(DbtCliResource):
 
     duckdb_path: str = Field(description=about("NOSTR_DUCKDB_PATH"))
 
-    def cli(self, args, **kwargs):  # type: ignore[override]
+    def cli(self, args, **kwargs):
         with _environment(NOSTR_DUCKDB_PATH=str(Path(self.duckdb_path).resolve())):
             return super().cli(args, **kwargs)

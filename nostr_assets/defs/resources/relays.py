@@ -87,7 +87,7 @@ class NostrCrawlerResource(dg.ConfigurableResource):
     @classmethod
     def _checked(cls, value: Any, info: ValidationInfo) -> Any:
         """The same parser as the variable's, whichever way the value arrives."""
-        return check(_CRAWLER_VARIABLES[info.field_name], value)
+        return check(_CRAWLER_VARIABLES[str(info.field_name)], value)
 
     def kind_list(self) -> list[int] | None:
         kinds = parse_kinds(self.kinds)

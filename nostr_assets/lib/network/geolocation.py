@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import geoip2.database
 import geoip2.errors
@@ -136,7 +137,7 @@ class GeoLocator:
 
     def locate(self, ip: str) -> GeoRow:
         """Geolocate one address; unknown or unparsable addresses give a row of Nones."""
-        row = {
+        row: dict[str, Any] = {
             "ip": ip,
             "city_db_edition": self.city_db_edition,
             "city_db_built_at": self.city_db_built_at,

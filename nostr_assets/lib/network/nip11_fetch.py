@@ -130,8 +130,7 @@ async def fetch_nip11(
     path = canonical.split("://", 1)[1].partition("/")[2]
     path = f"/{path}" if path else "/"
     own_client = client is None
-    if own_client:
-        client = httpx.AsyncClient()
+    http = httpx.AsyncClient() if client is None else client
     try:
         async with asyncio.timeout(timeout):
             try:
@@ -144,7 +143,7 @@ async def fetch_nip11(
             for i, ip in enumerate(addresses):
                 result.ip = ip
                 try:
-                    await _get(client, result, ip, tls, host, port, path, max_bytes)
+                    await _get(http, result, ip, tls, host, port, path, max_bytes)
                     break
                 except httpx.ConnectError:
                     if i == len(addresses) - 1:  # otherwise try the next address
@@ -154,5 +153,5 @@ async def fetch_nip11(
         result.error = _network_error(exc)
     finally:
         if own_client:
-            await client.aclose()
+            await http.aclose()
     return result

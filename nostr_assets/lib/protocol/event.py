@@ -256,12 +256,15 @@ def sign_event(
     content: str,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Build and sign an event (used by tests, benchmarks and fixtures)."""
+    """An event signed with ``secret_key``: its NIP-01 id and BIP-340 signature.
+
+    ``aux_rand`` is BIP-340's auxiliary randomness: None for fresh randomness.
+    """
     from coincurve import PrivateKey
 
     private = PrivateKey(secret_key)
     pubkey = private.public_key_xonly.format().hex()
     unsigned = Event("0" * 64, pubkey, created_at, kind, tags, content, "0" * 128)
     digest = hashlib.sha256(canonical_serialization(unsigned)).digest()
-    sig = private.sign_schnorr(digest, aux_rand)
+    sig = private.sign_schnorr(digest, b"" if aux_rand is None else aux_rand)
     return Event(digest.hex(), pubkey, created_at, kind, tags, content, sig.hex())

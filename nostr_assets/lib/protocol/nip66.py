@@ -53,7 +53,7 @@ def report_from_event(event: Event) -> MonitorReport | None:
     """The report a kind-30166 event makes, or None when it is not a usable one."""
     if event.kind != RELAY_DISCOVERY_KIND:
         return None
-    first = {}
+    first: dict[str, str] = {}
     nips: list[int] = []
     requirements: set[str] = set()
     for tag in event.tags:

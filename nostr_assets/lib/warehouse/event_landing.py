@@ -15,7 +15,7 @@ import duckdb
 
 from nostr_assets.lib.network.crawler import CrawlResult
 from nostr_assets.lib.warehouse.landing import Rows, arrow_table
-from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA
+from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, scalar
 from nostr_assets.lib.warehouse.tables.event_relay_sightings import sighting_rows
 from nostr_assets.lib.warehouse.tables.nostr_events import Columns, event_rows
 
@@ -122,8 +122,8 @@ def land_window(
                 f"insert into {raw}.relay_fetch_stats by name select * from incoming_stats"
             )
             conn.unregister("incoming_stats")
-        n_events = conn.execute("select count(*) from merged_events").fetchone()[0]
-        n_sightings = conn.execute("select count(*) from merged_sightings").fetchone()[0]
+        n_events = scalar(conn, "select count(*) from merged_events")
+        n_sightings = scalar(conn, "select count(*) from merged_sightings")
         conn.execute("drop table merged_events")
         conn.execute("drop table merged_sightings")
         conn.execute("commit")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeAlias
 
 import duckdb
 import pyarrow as pa
@@ -10,7 +11,7 @@ import pyarrow as pa
 from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA
 from nostr_assets.lib.warehouse.tables import RAW_TABLES
 
-Rows = pa.Table | list[dict] | dict[str, list]
+Rows: TypeAlias = pa.Table | list[dict] | dict[str, list]
 
 
 def arrow_table(conn: duckdb.DuckDBPyConnection, table: str, rows: Rows) -> pa.Table:
@@ -22,7 +23,7 @@ def arrow_table(conn: duckdb.DuckDBPyConnection, table: str, rows: Rows) -> pa.T
     if isinstance(rows, pa.Table):
         return rows
     full = conn.execute(f"select * from {RAW_SCHEMA}.{table} limit 0").to_arrow_table().schema
-    names = (
+    names: list[str] = (
         list(rows) if isinstance(rows, dict) else [n for n in full.names if rows and n in rows[0]]
     )
     if isinstance(rows, list) and not rows:

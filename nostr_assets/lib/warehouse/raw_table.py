@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import duckdb
 
@@ -48,6 +49,14 @@ class SchemaMismatch(RuntimeError):
             f"it would lose data, so nothing was changed:\n{lines}\n"
             "Use the version that made it, or move the file away and let this one start anew."
         )
+
+
+def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Any:
+    """The one value a query returns (DuckDB always returns a row for an aggregate)."""
+    row = conn.execute(sql, params or []).fetchone()
+    if row is None:
+        raise LookupError(f"no row from: {sql}")
+    return row[0]
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,7 @@ def plan_upgrade(conn: duckdb.DuckDBPyConnection, table: RawTable) -> tuple[list
     declared schema is read back from DuckDB itself (a temporary table made from the DDL), so
     types compare in DuckDB's own spelling.
     """
-    database = conn.execute("select current_database()").fetchone()[0]
+    database = scalar(conn, "select current_database()")
     scratch = f"_declared_{table.name}"
     conn.execute(f"create or replace temp table {scratch} ({table.columns})")
     try:
@@ -176,8 +185,7 @@ def plan_upgrade(conn: duckdb.DuckDBPyConnection, table: RawTable) -> tuple[list
                     "version, and not every value converts"
                 )
         if old.nullable and not column.nullable:
-            nulls = conn.execute(f"select count(*) from {where} where {column.name} is null")
-            count = nulls.fetchone()[0]
+            count = scalar(conn, f"select count(*) from {where} where {column.name} is null")
             if count:
                 problems.append(
                     f"{where}.{column.name}: NOT NULL in this version, but {count} stored "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, SchemaMismatch, plan_upgrade
+from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, SchemaMismatch, plan_upgrade, scalar
 from nostr_assets.lib.warehouse.tables import RAW_TABLES
 
 
@@ -34,7 +34,7 @@ def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
             upgrades += statements
             problems += found
     if problems:
-        database = conn.execute("select current_database()").fetchone()[0]
+        database = scalar(conn, "select current_database()")
         raise SchemaMismatch(database, problems)
     conn.execute("begin transaction")
     try:

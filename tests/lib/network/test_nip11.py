@@ -115,6 +115,7 @@ def fetch(url: str, **kwargs):
     return asyncio.run(fetch_nip11(url, **kwargs))
 
 
+@pytest.mark.slow
 def test_real_relay_document(relay_url: str) -> None:
     result = fetch(relay_url + "/")
     assert result.error is None

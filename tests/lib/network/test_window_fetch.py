@@ -111,6 +111,7 @@ def test_dense_second_with_unseen_authors_is_flagged_by_count():
     assert f"the relay counts {len(events)} events" in stats.truncation_note
 
 
+@pytest.mark.slow
 def test_dense_second_without_count_support_is_not_called_complete():
     second = SINCE + 1800
     events = []
