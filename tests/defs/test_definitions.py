@@ -7,9 +7,11 @@ deprecation warnings under Dagster 1.13 / dagster-dbt 0.29.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -100,6 +102,31 @@ def test_no_deprecation_warning_from_our_code():
         line for line in run.stderr.splitlines() if "Warning" in line and "nostr_assets" in line
     ]
     assert ours == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dagster", "definitions", "validate", "-m", "nostr_assets.definitions"],
+        ["dg", "check", "defs"],
+    ],
+)
+def test_the_command_lines_load_the_location_without_a_warning(command):
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env["VIRTUAL_ENV"] = str(bin_dir.parent)  # dg finds the project's Python through it
+    run = subprocess.run(
+        [str(bin_dir / command[0]), *command[1:]],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "WARNING" not in output, output
 
 
 def test_schedule_requests_the_hour_just_closed(defs):
