@@ -375,8 +375,3 @@ def load_settings(
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
-
-
-def configuration_rows() -> list[tuple[str, str, str]]:
-    """(variable, default, meaning) per setting: the README's configuration table."""
-    return [(s.name, s.shown_default or s.default, f"{s.meaning} ({s.type})") for s in SETTINGS]

@@ -15,7 +15,6 @@ from collections.abc import Collection
 import dagster as dg
 import duckdb
 
-LISTED_SOURCES = ("bootstrap", "env")
 GUARD_SETTING = "NOSTR_ALLOW_PRIVATE_ADDRESSES"
 
 _RELAYS_SQL = """

@@ -19,7 +19,6 @@ from typing import Any
 
 import geoip2.database
 import geoip2.errors
-import maxminddb
 
 CITY_DB_ENV = "NOSTR_GEOIP_CITY_DB"
 ASN_DB_ENV = "NOSTR_GEOIP_ASN_DB"
@@ -59,16 +58,6 @@ class GeoRow:
     city_db_built_at: datetime | None = None
     asn_db_edition: str | None = None
     asn_db_built_at: datetime | None = None
-
-
-def database_info(path: Path | str) -> tuple[str, datetime]:
-    """``(edition, built_at)`` of an .mmdb file: its ``database_type`` and UTC build time."""
-    path = Path(path)
-    if not path.is_file():
-        raise GeoDatabaseMissing(path)
-    with maxminddb.open_database(str(path)) as reader:
-        meta = reader.metadata()
-        return meta.database_type, datetime.fromtimestamp(meta.build_epoch, tz=UTC)
 
 
 def city_database_in(directory: Path | str) -> Path:

@@ -170,10 +170,6 @@ def canonical_serialization(event: Event) -> bytes:
         raise InvalidEvent("lone_surrogate") from None
 
 
-def compute_id(event: Event) -> str:
-    return hashlib.sha256(canonical_serialization(event)).hexdigest()
-
-
 def encode_event(event: Event) -> bytes:
     """Compact JSON of the event with keys in a fixed order: the same bytes for every copy."""
     return _encoder.encode(event)
@@ -241,11 +237,6 @@ class EventVerifier:
         except ValueError:
             valid = False
         return None if valid else "bad_signature"
-
-
-def verify_event(event: Event) -> str | None:
-    """One-off check; prefer an ``EventVerifier`` for many events."""
-    return EventVerifier(max_cached_keys=1).reject_reason(event)
 
 
 def sign_event(

@@ -6,9 +6,11 @@ nothing is changed; every table module is a table DuckDB accepts.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from nostr_assets.lib.network.probe import RelayProbe
 from nostr_assets.lib.protocol.nip11 import Nip11Info
@@ -20,6 +22,7 @@ from nostr_assets.lib.warehouse.tables import RAW_TABLES
 from nostr_assets.lib.warehouse.tables.relay_snapshots import snapshot_row
 
 HOUR = datetime(2026, 11, 30, 12, tzinfo=UTC)
+SOURCES = Path(__file__).resolve().parents[3] / "dbt_project/models/staging/_nostr__sources.yml"
 
 # raw.relay_snapshots as the first release wrote it (before NIP-66 rows existed): no
 # observation_source, no monitor_pubkey.
@@ -220,3 +223,14 @@ def test_one_builder_for_probe_and_monitor_rows():
     # What only our own probe can know stays unknown, never invented.
     assert row["connected_ip"] is None and row["dns_addresses"] is None
     assert row["observation_source"] == "nip66" and row["is_reachable"] is True
+
+
+def test_every_raw_table_is_a_dbt_source_and_every_source_a_raw_table():
+    sources = yaml.safe_load(SOURCES.read_text())["sources"]
+    [raw] = [source for source in sources if source["name"] == "raw"]
+    declared = {table["name"]: table.get("config", {}) for table in raw["tables"]}
+    assert set(declared) == set(RAW_TABLES)
+    for name, table in RAW_TABLES.items():
+        # dbt's sample and microbatch windows follow the partition column the code lands by.
+        assert declared[name].get("event_time") == table.time_column, name
+        assert declared[name]["loaded_at_field"] in table.column_names, name
