@@ -24,38 +24,13 @@ from nostr_assets.lib.warehouse.tables.relay_snapshots import snapshot_row
 HOUR = datetime(2026, 11, 30, 12, tzinfo=UTC)
 SOURCES = Path(__file__).resolve().parents[3] / "dbt_project/models/staging/_nostr__sources.yml"
 
-# raw.relay_snapshots as the first release wrote it (before NIP-66 rows existed): no
-# observation_source, no monitor_pubkey.
-RELAY_SNAPSHOTS_V1 = """
-    snapshot_hour        timestamptz not null,
-    relay_url            varchar not null,
-    observed_at          timestamptz not null,
-    dns_addresses        varchar[],
-    connected_ip         varchar,
-    is_reachable         boolean not null,
-    error_class          varchar,
-    error_message        varchar,
-    rtt_open_ms          double,
-    rtt_read_ms          double,
-    rtt_nip11_ms         double,
-    nip11_status_code    integer,
-    nip11_raw            varchar,
-    nip11_error          varchar,
-    relay_name           varchar,
-    relay_description    varchar,
-    relay_pubkey         varchar,
-    relay_contact        varchar,
-    software             varchar,
-    software_version     varchar,
-    supported_nips       integer[],
-    max_limit            bigint,
-    max_message_length   bigint,
-    max_subscriptions    bigint,
-    payment_required     boolean,
-    auth_required        boolean,
-    restricted_writes    boolean,
-    primary key (snapshot_hour, relay_url)
-"""
+# raw.relay_snapshots as the first release wrote it, before NIP-66 rows existed: today's
+# columns without observation_source and monitor_pubkey.
+RELAY_SNAPSHOTS_V1 = "\n".join(
+    line
+    for line in RAW_TABLES["relay_snapshots"].columns.splitlines()
+    if line.split()[:1] not in (["observation_source"], ["monitor_pubkey"])
+)
 
 
 def columns(conn, table: str) -> dict[str, tuple[str, bool]]:
