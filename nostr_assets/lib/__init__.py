@@ -1,0 +1,1 @@
+"""Code with no Dagster import, in three rooms: protocol (pure), network (I/O), warehouse."""
