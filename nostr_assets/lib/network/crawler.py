@@ -114,12 +114,57 @@ def window_result(
 CrawlWindow = Callable[[Sequence[str], int, int, asyncio.Semaphore], Awaitable[CrawlResult]]
 
 
+# A relay that fails like this is down, refuses us, or will not answer: asking it again for
+# every hour of a backfill would pay its timeout once per hour (a tarpit: 10 s an hour).
+UNREACHABLE_ERRORS = frozenset(
+    {
+        "dns_failed",
+        "refused_address",
+        "timeout_connect",
+        "handshake_failed",
+        "redirect_refused",
+        "tls_failed",
+        "connection_refused",
+        "os_error",
+        "timeout_idle",
+    }
+)
+
+
 def window_crawler(kinds: Iterable[int] | None, config: ClientConfig) -> CrawlWindow:
-    """``crawl`` with these kinds and settings, as a ``CrawlWindow``."""
+    """``crawl`` with these kinds and settings, as a ``CrawlWindow`` for one run.
+
+    A relay whose window failed before it served anything (``UNREACHABLE_ERRORS``) is not
+    contacted again by the later windows of the same run: they get its failure as their own
+    stats row, saying so, and the hour stays recorded as unreached for that relay.
+    """
+    failed: dict[str, WindowStats] = {}
 
     async def crawl_window(
         urls: Sequence[str], since: int, until: int, gate: asyncio.Semaphore
     ) -> CrawlResult:
-        return await crawl(urls, since, until, kinds, config=config, gate=gate)
+        accepted, rejected = prepare_urls(urls)
+        skipped = [url for url in accepted if url in failed]
+        tried = [url for url in accepted if url not in failed]
+        result = await crawl(tried, since, until, kinds, config=config, gate=gate)
+        result.rejected_urls.update(rejected)
+        for stats in result.relay_stats:
+            if stats.error_class in UNREACHABLE_ERRORS and not stats.events:
+                failed.setdefault(stats.relay_url, stats)
+        for url in skipped:
+            first = failed[url]
+            result.relay_stats.append(
+                WindowStats(
+                    relay_url=url,
+                    since=since,
+                    until=until,
+                    error_class=first.error_class,
+                    error_message=(
+                        f"not contacted again in this run: {first.error_class} for the window "
+                        f"from {first.since} ({first.error_message or 'no detail'})"
+                    )[:500],
+                )
+            )
+        return result
 
     return crawl_window

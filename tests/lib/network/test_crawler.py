@@ -13,7 +13,7 @@ import pytest
 from relays import BASE_HOUR, HOUR, SECRET_KEYS, in_window
 
 from nostr_assets.lib.network.connection import ClientConfig
-from nostr_assets.lib.network.crawler import crawl, prepare_urls
+from nostr_assets.lib.network.crawler import crawl, prepare_urls, window_crawler
 from nostr_assets.lib.protocol.event import sign_event
 from nostr_assets.lib.protocol.ingest import IngestState
 
@@ -97,3 +97,36 @@ def test_ingest_state_dedupes_and_a_forged_first_copy_cannot_suppress_the_real_e
     assert state.first_seen == {real.id: 20.0}
     assert state.sightings == {(real.id, "wss://b"): 20.0, (real.id, "wss://a"): 25.0}
     assert state.rejected == {"id_mismatch": 2}
+
+
+def test_a_relay_that_failed_is_not_contacted_again_in_the_same_run():
+    """A backfill asks every hour of every relay; one that refused the upgrade (a 502, as a
+    dead relay behind a proxy answers) is asked once per run, and every later hour still gets
+    its row, saying why it was not asked."""
+
+    async def scenario():
+        connections = 0
+
+        async def bad_gateway(reader, writer):
+            nonlocal connections
+            connections += 1
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(bad_gateway, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        crawl_window = window_crawler(None, CONFIG)
+        gate = asyncio.Semaphore(4)
+        results = [await crawl_window([url], h, h + 3599, gate) for h in (0, 3600, 7200)]
+        server.close()
+        return connections, results
+
+    connections, results = asyncio.run(scenario())
+    assert connections == 1
+    rows = [result.relay_stats for result in results]
+    assert [len(r) for r in rows] == [1, 1, 1]
+    assert {r[0].error_class for r in rows} == {"handshake_failed"}
+    assert "not contacted again in this run" in rows[2][0].error_message
+    assert (rows[2][0].since, rows[2][0].until) == (7200, 10799)
