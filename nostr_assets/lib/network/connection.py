@@ -31,6 +31,13 @@ class ClientConfig:
     max_frame_bytes: int = 2**20
     page_limit: int = 500
     max_events_per_window: int = 500_000
+    # Bytes one relay may send for one window. Past it the window is cut and flagged: a relay
+    # serving hundreds of huge valid events must not hold the crawl's memory hostage.
+    max_window_bytes: int = 64 * 2**20
+    # The smallest cap per REQ a relay is believed to have. A page smaller than this is never
+    # taken for a cut one: a relay that holds 1 event in a window is not a relay capped at 1.
+    # Real relay software caps at 100 to 5000; tests of tiny caps lower it.
+    min_relay_cap: int = 10
     allow_private: bool = False
     # AUTH (NIP-42) challenges are recorded; answering needs a key this crawler does not hold.
     answer_auth: bool = False

@@ -39,11 +39,14 @@ class Pager:
     def possibly_full(self, page: Page) -> bool:
         """A page that may have been cut by a cap: our limit, or the largest page seen so far.
 
-        A relay's silent cap is unknown, so a page as large as any page it has sent may be cut.
-        That is unprovable either way when a single second, kind and author holds exactly that
-        many events: such a leaf is flagged ``possibly_truncated`` rather than trusted.
+        A relay's silent cap is unknown, so a page as large as any page it has sent may be cut,
+        unless it is smaller than any cap relays use (``min_relay_cap``). That is unprovable
+        either way when a single second, kind and author holds exactly that many events: such
+        a leaf is flagged ``possibly_truncated`` rather than trusted.
         """
-        return page.count > 0 and page.count >= min(self.config.page_limit, self.reader.max_page)
+        if page.count >= self.config.page_limit:
+            return True
+        return page.count >= max(self.reader.max_page, self.config.min_relay_cap)
 
     def _learn(self, sent_until: int, page: Page, known_events_at_until: bool) -> None:
         if self.inclusive is not None:

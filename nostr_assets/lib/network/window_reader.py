@@ -129,12 +129,38 @@ class WindowReader:
         self.sub_counter = 0
         self.started = time.perf_counter()
 
-    async def _recv(self) -> bytes:
+    async def _frames(self):
+        """The relay's frames as bytes (msgspec parses them as is), until ``idle_timeout``
+        passes without one, or the window's byte budget is spent.
+
+        One timer for the whole stream, pushed back at most every half idle period rather
+        than armed and cancelled per frame (most frames are copies already seen, and the timer
+        was their biggest cost): a silent relay is cut between 1 and 1.5 idle periods after
+        its last frame.
+        """
+        idle = self.config.idle_timeout
+        loop = asyncio.get_running_loop()
+        stats = self.stats
         try:
-            async with asyncio.timeout(self.config.idle_timeout):
-                return await self.ws.recv(decode=False)  # bytes: msgspec parses them as is
+            # The deadline spans yields: safe because the consumer (_read_frames) awaits
+            # nothing else while it iterates, so a timeout always lands in recv() below.
+            async with asyncio.timeout(idle) as deadline:
+                while True:
+                    frame = await self.ws.recv(decode=False)
+                    now = loop.time()
+                    when = deadline.when()
+                    if when is not None and when - now < idle:
+                        deadline.reschedule(now + idle * 1.5)
+                    stats.bytes_received += len(frame)
+                    if stats.bytes_received > self.config.max_window_bytes:
+                        stats.truncated(f"max_window_bytes ({self.config.max_window_bytes})")
+                        raise WindowEnded(
+                            "byte_budget",
+                            f"more than {self.config.max_window_bytes} bytes for one window",
+                        )
+                    yield frame
         except TimeoutError:
-            raise WindowEnded("timeout_idle", f"no frame for {self.config.idle_timeout}s") from None
+            raise WindowEnded("timeout_idle", f"no frame for {idle}s") from None
 
     async def query(self, flt: dict[str, Any], lo: int, hi: int) -> Page:
         """Run one REQ to its EOSE; count events with lo <= created_at <= hi."""
@@ -192,9 +218,14 @@ class WindowReader:
         return None
 
     async def _read_subscription(self, sub, page, lo, hi, kinds) -> ClosedMessage | None:
-        while True:
-            frame = await self._recv()
-            self.stats.bytes_received += len(frame)
+        frames = self._frames()
+        try:
+            return await self._read_frames(frames, sub, page, lo, hi, kinds)
+        finally:
+            await frames.aclose()
+
+    async def _read_frames(self, frames, sub, page, lo, hi, kinds) -> ClosedMessage | None:
+        async for frame in frames:
             fast = decode_event_frame(frame)
             if fast is not None:
                 if fast[0] == sub:
@@ -227,6 +258,7 @@ class WindowReader:
                 case AuthMessage(challenge):
                     self.stats.auth_challenge = challenge[:200]
             # Anything else (OK, COUNT, frames of subscriptions already closed) is ignored.
+        raise AssertionError("the frame stream ends only by raising")
 
     def _first_event_arrived(self) -> None:
         if self.stats.time_to_first_event_ms is None:
@@ -245,8 +277,9 @@ class WindowReader:
             return
         # Copies refused before are recognised by their content (canonical bytes), not by the
         # id they claim: a forged copy must not hide the real event, nor cost a second verify.
-        digest = hashlib.sha256(encode_event(event)).digest()
-        if digest in self.seen_invalid:
+        # Hashed only once this window has refused something: most windows never do.
+        digest = hashlib.sha256(encode_event(event)).digest() if self.seen_invalid else None
+        if digest is not None and digest in self.seen_invalid:
             stats.duplicates += 1
             return
         page.new += 1
@@ -259,7 +292,7 @@ class WindowReader:
             self.seen.add(event.id)
             stats.events += 1
         else:
-            self.seen_invalid.add(digest)
+            self.seen_invalid.add(digest or hashlib.sha256(encode_event(event)).digest())
             stats.invalid[reason] += 1
             stats.invalid_ids += reason in _INVALID_ID_REASONS
             stats.invalid_signatures += reason in _INVALID_SIG_REASONS

@@ -8,6 +8,7 @@ not misbehave on demand); the same pager against the real nostr-relay is in test
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import msgspec
 import pytest
@@ -25,7 +26,11 @@ pytestmark = pytest.mark.timeout(30)
 
 SINCE = 1_704_067_200
 UNTIL = SINCE + 3600
-CONFIG = ClientConfig(allow_private=True, connect_timeout=3, idle_timeout=3, total_timeout=20)
+# The fault relay caps REQs at 5 events, far below any real relay (100 and up), so the client
+# is told caps can be that small.
+CONFIG = ClientConfig(
+    allow_private=True, connect_timeout=3, idle_timeout=3, total_timeout=20, min_relay_cap=1
+)
 
 
 def signed(n: int, created_at, key: int = 0, kind=1) -> list[Event]:
@@ -243,6 +248,7 @@ def _config(
         max_frame_bytes=max_frame_bytes,
         max_events_per_window=max_events,
         rate_limit_backoff=rate_limit_backoff,
+        min_relay_cap=1,
     )
 
 
@@ -270,3 +276,27 @@ def test_redirect_to_another_address_is_refused_and_recorded():
     stats, probe = asyncio.run(scenario())
     assert stats.error_class == "redirect_refused"
     assert probe.error_class == "redirect_refused" and not probe.reachable
+
+
+@pytest.mark.parametrize("held", [1, 3])
+def test_a_relay_holding_a_few_events_is_complete_in_a_few_reqs(held):
+    # A relay that holds 1 or 3 events in the window is not a relay capped at 1 or 3: no
+    # split of the second by kind and author, no truncation flag (it used to take ~20 REQs).
+    events = signed(held, SINCE + 600)
+    stats, state = run(FaultRelay(events), replace(CONFIG, min_relay_cap=10))
+    assert set(state.events) == {e.id for e in events}
+    assert not stats.possibly_truncated and stats.split_seconds == 0
+    assert stats.pages <= 3, stats.pages
+
+
+def test_the_byte_budget_cuts_a_window_of_huge_valid_events():
+    # 40 valid events of 20 kB each from one relay: 800 kB against a 200 kB budget.
+    events = [
+        sign_event(bytes([9]) * 32, SINCE + i, 1, [], "x" * 20_000, aux_rand=bytes(32))
+        for i in range(40)
+    ]
+    stats, state = run(FaultRelay(events), replace(CONFIG, max_window_bytes=200_000))
+    assert stats.error_class == "byte_budget"
+    assert stats.possibly_truncated and "max_window_bytes" in stats.truncation_note
+    assert 0 < len(state.events) < 40  # what arrived within the budget is kept
+    assert stats.bytes_received <= 200_000 + 21_000  # cut at the frame that crossed it
