@@ -169,6 +169,7 @@ def _config(args: argparse.Namespace, settings: Settings) -> ClientConfig:
         connect_timeout=connect,
         idle_timeout=idle,
         total_timeout=total,
+        max_window_bytes=settings.max_window_mb * 2**20,
     )
 
 

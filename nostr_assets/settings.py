@@ -232,6 +232,14 @@ SETTINGS: tuple[Setting, ...] = (
         parse_seconds,
     ),
     Setting(
+        "NOSTR_MAX_WINDOW_MB",
+        "max_window_mb",
+        "integer >= 1",
+        "64",
+        "megabytes one relay may send for one window; past it the window is cut and flagged",
+        parse_positive_int,
+    ),
+    Setting(
         "NOSTR_ALLOW_PRIVATE_ADDRESSES",
         "allow_private_addresses",
         "1/true/yes/on or 0/false/no/off",
@@ -284,6 +292,7 @@ class Settings:
     connect_timeout: float
     idle_timeout: float
     total_timeout: float
+    max_window_mb: int
     allow_private_addresses: bool
     geoip_city_db: Path | None  # None: the best database found in data/geoip/
     geoip_asn_db: Path | None

@@ -52,9 +52,9 @@ def invoke(asset, database, crawler, urls, key=KEY):
         "crawler": crawler,
         "relay_sources": RelaySourcesResource(extra_relays=",".join(urls)),
     }
-    context = dg.build_asset_context(partition_key=key, resources=resources)
-    result = asset(context)
-    return list(result) if not isinstance(result, dg.MaterializeResult) else [result]
+    with dg.build_asset_context(partition_key=key, resources=resources) as context:
+        result = asset(context)
+        return list(result) if not isinstance(result, dg.MaterializeResult) else [result]
 
 
 def rows(database, sql):

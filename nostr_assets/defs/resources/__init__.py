@@ -61,6 +61,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             connect_timeout_s=settings.connect_timeout,
             idle_timeout_s=settings.idle_timeout,
             total_timeout_s=settings.total_timeout,
+            max_window_mb=settings.max_window_mb,
             allow_private_addresses=settings.allow_private_addresses,
         ),
         "geoip": GeoIPResource(

@@ -57,6 +57,7 @@ _CRAWLER_VARIABLES = {
     "connect_timeout_s": "NOSTR_CONNECT_TIMEOUT",
     "idle_timeout_s": "NOSTR_IDLE_TIMEOUT",
     "total_timeout_s": "NOSTR_TOTAL_TIMEOUT",
+    "max_window_mb": "NOSTR_MAX_WINDOW_MB",
     "allow_private_addresses": "NOSTR_ALLOW_PRIVATE_ADDRESSES",
 }
 
@@ -69,6 +70,7 @@ class NostrCrawlerResource(dg.ConfigurableResource):
     idle_timeout_s: float = Field(default=15.0, description=about("NOSTR_IDLE_TIMEOUT"))
     total_timeout_s: float = Field(default=300.0, description=about("NOSTR_TOTAL_TIMEOUT"))
     concurrency: int = Field(default=16, description=about("NOSTR_CONCURRENCY"))
+    max_window_mb: int = Field(default=64, description=about("NOSTR_MAX_WINDOW_MB"))
     hours_in_flight: int = Field(
         default=8, ge=1, description="hours of a backfill fetched (or waiting to land) at once"
     )
@@ -108,6 +110,7 @@ class NostrCrawlerResource(dg.ConfigurableResource):
             connect_timeout=self.connect_timeout_s,
             idle_timeout=self.idle_timeout_s,
             total_timeout=self.total_timeout_s,
+            max_window_bytes=self.max_window_mb * 2**20,
             page_limit=self.page_limit,
             max_frame_bytes=self.max_frame_bytes,
             allow_private=self.allow_private_addresses,
