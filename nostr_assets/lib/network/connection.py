@@ -34,6 +34,9 @@ class ClientConfig:
     # Bytes one relay may send for one window. Past it the window is cut and flagged: a relay
     # serving hundreds of huge valid events must not hold the crawl's memory hostage.
     max_window_bytes: int = 64 * 2**20
+    # What the unique events of one crawl (one window of every relay) may weigh in memory
+    # together; past it every window still open is cut and flagged.
+    max_held_bytes: int = 512 * 2**20
     # The smallest cap per REQ a relay is believed to have. A page smaller than this is never
     # taken for a cut one: a relay that holds 1 event in a window is not a relay capped at 1.
     # Real relay software caps at 100 to 5000; tests of tiny caps lower it.

@@ -65,7 +65,7 @@ async def crawl(
     ``concurrency`` connections at once (or as many as a ``gate`` shared by several crawls,
     such as the hours of a backfill, allows)."""
     accepted, rejected = prepare_urls(urls)
-    state = state if state is not None else IngestState()
+    state = state if state is not None else IngestState(max_held_bytes=config.max_held_bytes)
     kinds = sorted(set(kinds)) if kinds else None
     gate = gate if gate is not None else asyncio.Semaphore(max(1, concurrency))
 

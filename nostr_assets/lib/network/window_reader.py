@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection
 
 from nostr_assets.lib.network.connection import ClientConfig, WindowEnded
 from nostr_assets.lib.protocol.event import Event, InvalidEvent, decode_event, encode_event
+from nostr_assets.lib.protocol.ingest import OVER_BUDGET
 from nostr_assets.lib.protocol.messages import (
     AuthMessage,
     BadFrame,
@@ -291,6 +292,9 @@ class WindowReader:
         if reason is None:
             self.seen.add(event.id)
             stats.events += 1
+        elif reason == OVER_BUDGET:
+            stats.truncated("max_held_bytes: the crawl holds as many events as it may")
+            raise WindowEnded("byte_budget", "the crawl's budget for held events is spent")
         else:
             self.seen_invalid.add(digest or hashlib.sha256(encode_event(event)).digest())
             stats.invalid[reason] += 1

@@ -12,12 +12,27 @@ from collections import Counter
 
 from nostr_assets.lib.protocol.event import Event, EventVerifier
 
+# The refusal of a valid event that would take the held events past their byte budget.
+OVER_BUDGET = "over_budget"
+# Per event beyond its text: the id, pubkey and signature strings and the objects around them.
+_EVENT_OVERHEAD = 600
+
+
+def _weight(event: Event) -> int:
+    return _EVENT_OVERHEAD + len(event.content) + sum(len(v) for tag in event.tags for v in tag)
+
 
 class IngestState:
     """Verified events by id, their first sighting per relay, and refusal counts by reason."""
 
-    def __init__(self, verifier: EventVerifier | None = None) -> None:
+    def __init__(
+        self, verifier: EventVerifier | None = None, max_held_bytes: int | None = None
+    ) -> None:
         self._verifier = verifier or EventVerifier()
+        # What the unique events held weigh (their content and tag text: the bulk of an
+        # event), and how much they may: past it new events are refused as "over_budget".
+        self.held_bytes = 0
+        self.max_held_bytes = max_held_bytes
         self._events: dict[str, Event] = {}
         self._first_seen: dict[str, float] = {}
         self._sightings: dict[tuple[str, str], float] = {}
@@ -59,6 +74,11 @@ class IngestState:
         if reason is not None:
             self.rejected[reason] += 1
             return reason
+        size = _weight(event)
+        if self.max_held_bytes is not None and self.held_bytes + size > self.max_held_bytes:
+            self.rejected[OVER_BUDGET] += 1
+            return OVER_BUDGET
+        self.held_bytes += size
         self._events[event.id] = event
         self._first_seen[event.id] = seen_at
         self._sighting(event.id, relay_url, seen_at)

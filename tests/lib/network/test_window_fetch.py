@@ -300,3 +300,24 @@ def test_the_byte_budget_cuts_a_window_of_huge_valid_events():
     assert stats.possibly_truncated and "max_window_bytes" in stats.truncation_note
     assert 0 < len(state.events) < 40  # what arrived within the budget is kept
     assert stats.bytes_received <= 200_000 + 21_000  # cut at the frame that crossed it
+
+
+def test_the_held_bytes_budget_bounds_what_a_crawl_keeps():
+    # The same 40 big events; each window is within its own budget, but the crawl may hold
+    # only about 5 of them: past that the window is cut and flagged, nothing more is kept.
+    events = [
+        sign_event(bytes([9]) * 32, SINCE + i, 1, [], "y" * 20_000, aux_rand=bytes(32))
+        for i in range(40)
+    ]
+    state = IngestState(max_held_bytes=5 * 20_600)
+
+    async def main() -> WindowStats:
+        async with FaultRelay(events) as relay:
+            return await fetch_window(
+                relay.url, SINCE, UNTIL, None, config=CONFIG, sink=state.accept
+            )
+
+    stats = asyncio.run(main())
+    assert len(state.events) == 5 and state.held_bytes <= state.max_held_bytes
+    assert stats.error_class == "byte_budget" and stats.possibly_truncated
+    assert "max_held_bytes" in stats.truncation_note
