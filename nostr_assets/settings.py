@@ -203,7 +203,9 @@ SETTINGS: tuple[Setting, ...] = (
         "NOSTR_CONCURRENCY",
         "concurrency",
         "integer >= 1",
-        "16",
+        # Most relay connections wait on a round trip or a timeout, not on the CPU; a socket
+        # costs little, and each relay's window is bounded by NOSTR_MAX_WINDOW_MB.
+        "256",
         "relay connections open at once",
         parse_positive_int,
     ),

@@ -47,7 +47,7 @@ def test_defaults_on_a_new_install(project):
     assert settings.relays == ()
     assert settings.relays_file is None  # data/relays.txt absent: tolerated when not asked for
     assert settings.kinds is None
-    assert settings.concurrency == 16
+    assert settings.concurrency == 256
     assert (settings.connect_timeout, settings.idle_timeout, settings.total_timeout) == (
         10.0,
         15.0,

@@ -69,7 +69,7 @@ class NostrCrawlerResource(dg.ConfigurableResource):
     connect_timeout_s: float = Field(default=10.0, description=about("NOSTR_CONNECT_TIMEOUT"))
     idle_timeout_s: float = Field(default=15.0, description=about("NOSTR_IDLE_TIMEOUT"))
     total_timeout_s: float = Field(default=300.0, description=about("NOSTR_TOTAL_TIMEOUT"))
-    concurrency: int = Field(default=16, description=about("NOSTR_CONCURRENCY"))
+    concurrency: int = Field(default=256, description=about("NOSTR_CONCURRENCY"))
     max_window_mb: int = Field(default=64, description=about("NOSTR_MAX_WINDOW_MB"))
     hours_in_flight: int = Field(
         default=8, ge=1, description="hours of a backfill fetched (or waiting to land) at once"

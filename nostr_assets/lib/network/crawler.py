@@ -56,7 +56,7 @@ async def crawl(
     kinds: Iterable[int] | None = None,
     *,
     config: ClientConfig,
-    concurrency: int = 16,
+    concurrency: int = 256,
     state: IngestState | None = None,
     on_progress: Callable[[WindowStats], None] | None = None,
     gate: asyncio.Semaphore | None = None,
