@@ -151,6 +151,18 @@ class Pager:
         reader = self.reader
         self.guessed = True
         done: set[str] = set()
+        # The authors seen in this second first; where the relay answers NIP-45 COUNT and the
+        # count is then reached, the sweep over every author of the window (hundreds of REQs
+        # on a big relay, one round trip each) is not needed.
+        here = sorted(reader.authors_at.get((second, kind), set()))
+        for start in range(0, len(here), AUTHOR_CHUNK):
+            await self._resolve_authors(second, kind, here[start : start + AUTHOR_CHUNK])
+        done.update(here)
+        if self.inclusive is not None:  # a count over the wrong range would prove nothing
+            until = second + 1 if self.inclusive is False else second
+            held = await reader.count({"since": second, "until": until, "kinds": [kind]})
+            if held is not None and reader.events_at_kind[(second, kind)] >= held:
+                return
         while todo := (reader.authors_at.get((second, kind), set()) | reader.authors) - done:
             ordered = sorted(todo)
             done.update(ordered)

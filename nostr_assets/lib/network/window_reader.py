@@ -125,6 +125,7 @@ class WindowReader:
         self.authors: set[str] = set()
         # Distinct events (valid or not) fetched per second: what a NIP-45 COUNT is checked against.
         self.events_at: Counter[int] = Counter()
+        self.events_at_kind: Counter[tuple[int, int]] = Counter()
         self.count_unsupported = False
         self.max_page = 0
         self.sub_counter = 0
@@ -285,6 +286,7 @@ class WindowReader:
             return
         page.new += 1
         self.events_at[event.created_at] += 1
+        self.events_at_kind[(event.created_at, event.kind)] += 1
         self.kinds_at.setdefault(event.created_at, set()).add(event.kind)
         self.authors_at.setdefault((event.created_at, event.kind), set()).add(event.pubkey)
         self.authors.add(event.pubkey)

@@ -321,3 +321,25 @@ def test_the_held_bytes_budget_bounds_what_a_crawl_keeps():
     assert len(state.events) == 5 and state.held_bytes <= state.max_held_bytes
     assert stats.error_class == "byte_budget" and stats.possibly_truncated
     assert "max_held_bytes" in stats.truncation_note
+
+
+@pytest.mark.parametrize("count_supported", [True, False])
+def test_a_dense_second_counted_complete_skips_the_sweep_over_every_author(count_supported):
+    # 6 reactions of 2 authors in one second (cap 5: any page of it shows both authors), and
+    # 30 other authors elsewhere in the hour. Once the second's own authors are fetched, a
+    # relay that counts proves the second complete: no REQ names the 30 others. Without COUNT
+    # they are swept, as before.
+    dense = [
+        sign_event(bytes([20 + i % 2]) * 32, SINCE + 900, 7, [], f"+{i}", aux_rand=bytes(32))
+        for i in range(6)
+    ]
+    others = [
+        sign_event(bytes([40 + i]) * 32, SINCE + 10 + i, 1, [], "gm", aux_rand=bytes(32))
+        for i in range(30)
+    ]
+    relay = FaultRelay(dense + others, cap=5, count_supported=count_supported)
+    _, state = run(relay)
+    assert set(state.events) == {e.id for e in dense + others}
+    dense_authors = {e.pubkey for e in dense}
+    swept = [f for f in relay.requests if set(f.get("authors", [])) - dense_authors]
+    assert bool(swept) is not count_supported
