@@ -23,6 +23,9 @@ from nostr_assets.lib.network.window_reader import Page, WindowReader
 DEFAULT_SPLIT_KINDS = (0, 1, 3, 4, 5, 6, 7, 16, 1059, 1111, 1984, 9734, 9735, 10002, 30023)
 # Filters with thousands of authors are refused by many relays (strfry caps a filter's size).
 AUTHOR_CHUNK = 100
+# REQs of one sweep in flight at once on one connection: relays allow 10 to 20 subscriptions
+# per connection (strfry's default is 20), and some count CLOSEs still in transit.
+PARALLEL_REQS = 8
 
 
 class Pager:
@@ -155,8 +158,7 @@ class Pager:
         # count is then reached, the sweep over every author of the window (hundreds of REQs
         # on a big relay, one round trip each) is not needed.
         here = sorted(reader.authors_at.get((second, kind), set()))
-        for start in range(0, len(here), AUTHOR_CHUNK):
-            await self._resolve_authors(second, kind, here[start : start + AUTHOR_CHUNK])
+        await self._resolve_author_chunks(second, kind, here)
         done.update(here)
         if self.inclusive is not None:  # a count over the wrong range would prove nothing
             until = second + 1 if self.inclusive is False else second
@@ -166,13 +168,40 @@ class Pager:
         while todo := (reader.authors_at.get((second, kind), set()) | reader.authors) - done:
             ordered = sorted(todo)
             done.update(ordered)
-            for start in range(0, len(ordered), AUTHOR_CHUNK):
-                await self._resolve_authors(second, kind, ordered[start : start + AUTHOR_CHUNK])
+            await self._resolve_author_chunks(second, kind, ordered)
+
+    async def _resolve_author_chunks(self, second: int, kind: int, authors: list[str]) -> None:
+        """One second and kind, asked author chunk by author chunk, ``PARALLEL_REQS`` REQs in
+        flight at once: a sweep over thousands of authors costs tens of round trips, not
+        hundreds. A chunk whose page may be cut is halved, one REQ at a time."""
+        chunks = [authors[i : i + AUTHOR_CHUNK] for i in range(0, len(authors), AUTHOR_CHUNK)]
+        if self.inclusive is None:  # the right range for the second is not known yet
+            for chunk in chunks:
+                await self._resolve_authors(second, kind, chunk)
+            return
+        until = second + 1 if self.inclusive is False else second
+        for start in range(0, len(chunks), PARALLEL_REQS):
+            group = chunks[start : start + PARALLEL_REQS]
+            pages = await self.reader.query_many(
+                [
+                    (
+                        {"since": second, "until": until, "kinds": [kind], "authors": chunk},
+                        second,
+                        second,
+                    )
+                    for chunk in group
+                ]
+            )
+            for chunk, page in zip(group, pages, strict=True):
+                if self.possibly_full(page):
+                    await self._split_authors(second, kind, chunk, page)
 
     async def _resolve_authors(self, second: int, kind: int, authors: list[str]) -> None:
         page = await self.query_second(second, {"kinds": [kind], "authors": authors})
-        if not self.possibly_full(page):
-            return
+        if self.possibly_full(page):
+            await self._split_authors(second, kind, authors, page)
+
+    async def _split_authors(self, second: int, kind: int, authors: list[str], page: Page) -> None:
         if len(authors) == 1:
             self.stats.truncated(
                 f"{page.count} events at {second} for kind {kind} and one author fill a page"
