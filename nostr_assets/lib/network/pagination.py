@@ -117,9 +117,26 @@ class Pager:
         self.guessed = not self.reader.kinds
         done: set[int] = set()
         while todo := self._split_kinds(second) - done:
-            for kind in sorted(todo):
-                done.add(kind)
-                await self._resolve_kind(second, kind)
+            kinds = sorted(todo)
+            done.update(kinds)
+            if self.inclusive is None:  # the right range for the second is not known yet
+                for kind in kinds:
+                    await self._resolve_kind(second, kind)
+                continue
+            # One REQ per kind, PARALLEL_REQS in flight at once; kinds whose page may be cut
+            # are then split by author.
+            until = second + 1 if self.inclusive is False else second
+            for start in range(0, len(kinds), PARALLEL_REQS):
+                group = kinds[start : start + PARALLEL_REQS]
+                pages = await self.reader.query_many(
+                    [
+                        ({"since": second, "until": until, "kinds": [k]}, second, second)
+                        for k in group
+                    ]
+                )
+                for kind, kind_page in zip(group, pages, strict=True):
+                    if self.possibly_full(kind_page):
+                        await self._split_kind(second, kind)
         if self.guessed:
             await self._prove_second(second)
 
@@ -147,8 +164,10 @@ class Pager:
 
     async def _resolve_kind(self, second: int, kind: int) -> None:
         page = await self.query_second(second, {"kinds": [kind]})
-        if not self.possibly_full(page):
-            return
+        if self.possibly_full(page):
+            await self._split_kind(second, kind)
+
+    async def _split_kind(self, second: int, kind: int) -> None:
         # Authors never seen in this window cannot be named, and there is no NOT filter: the
         # split covers the authors of this second and kind plus every author of the window.
         reader = self.reader
