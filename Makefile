@@ -64,7 +64,7 @@ lint: setup
 test: prepare-dbt lint
 	$(BIN)/pytest -q
 
-# The fast tier: no relay, no dbt, no Dagster instance started; about 20 s.
+# The fast tier: no relay, no dbt, no Dagster instance started; about 25 s.
 test-fast: prepare-dbt
 	$(BIN)/pytest -q -m "not slow"
 
