@@ -36,17 +36,14 @@ class CrawlResult:
 
 def prepare_urls(urls: Iterable[str]) -> tuple[list[str], dict[str, str]]:
     """Normalise relay URLs, dropping duplicates (first spelling wins) and refusing bad ones."""
-    accepted: list[str] = []
+    accepted: dict[str, None] = {}  # ordered, and a membership test in O(1)
     rejected: dict[str, str] = {}
     for url in urls:
         try:
-            normal = normalize_relay_url(url)
+            accepted.setdefault(normalize_relay_url(url))
         except InvalidRelayUrl as error:
             rejected[str(url)] = error.reason
-            continue
-        if normal not in accepted:
-            accepted.append(normal)
-    return accepted, rejected
+    return list(accepted), rejected
 
 
 async def crawl(
@@ -146,6 +143,7 @@ def window_crawler(kinds: Iterable[int] | None, config: ClientConfig) -> CrawlWi
         accepted, rejected = prepare_urls(urls)
         skipped = [url for url in accepted if url in failed]
         tried = [url for url in accepted if url not in failed]
+        # ``tried`` is normalised already: crawl's own pass over it finds nothing to refuse.
         result = await crawl(tried, since, until, kinds, config=config, gate=gate)
         result.rejected_urls.update(rejected)
         for stats in result.relay_stats:

@@ -51,6 +51,11 @@ class Pager:
             return True
         return page.count >= max(self.reader.max_page, self.config.min_relay_cap)
 
+    def _until(self, second: int) -> int:
+        """The ``until`` that asks for exactly ``second``: one more on a relay whose
+        ``until`` is exclusive."""
+        return second + 1 if self.inclusive is False else second
+
     def _learn(self, sent_until: int, page: Page, known_events_at_until: bool) -> None:
         if self.inclusive is not None:
             return
@@ -125,7 +130,7 @@ class Pager:
                 continue
             # One REQ per kind, PARALLEL_REQS in flight at once; kinds whose page may be cut
             # are then split by author.
-            until = second + 1 if self.inclusive is False else second
+            until = self._until(second)
             for start in range(0, len(kinds), PARALLEL_REQS):
                 group = kinds[start : start + PARALLEL_REQS]
                 pages = await self.reader.query_many(
@@ -142,7 +147,7 @@ class Pager:
 
     async def _prove_second(self, second: int) -> None:
         """Compare what the split fetched with the relay's NIP-45 COUNT of the second."""
-        until = second + 1 if self.inclusive is False else second
+        until = self._until(second)
         held = await self.reader.count({"since": second, "until": until})
         fetched = self.reader.events_at[second]
         if held is None:
@@ -180,7 +185,7 @@ class Pager:
         await self._resolve_author_chunks(second, kind, here)
         done.update(here)
         if self.inclusive is not None:  # a count over the wrong range would prove nothing
-            until = second + 1 if self.inclusive is False else second
+            until = self._until(second)
             held = await reader.count({"since": second, "until": until, "kinds": [kind]})
             if held is not None and reader.events_at_kind[(second, kind)] >= held:
                 return
@@ -198,7 +203,7 @@ class Pager:
             for chunk in chunks:
                 await self._resolve_authors(second, kind, chunk)
             return
-        until = second + 1 if self.inclusive is False else second
+        until = self._until(second)
         for start in range(0, len(chunks), PARALLEL_REQS):
             group = chunks[start : start + PARALLEL_REQS]
             pages = await self.reader.query_many(
