@@ -88,8 +88,8 @@ class RawTable:
     def qualified(self) -> str:
         return f"{RAW_SCHEMA}.{self.name}"
 
-    def create_sql(self, name: str | None = None) -> str:
-        return f"create table if not exists {name or self.qualified} ({self.columns})"
+    def create_sql(self) -> str:
+        return f"create table if not exists {self.qualified} ({self.columns})"
 
 
 @dataclass(frozen=True)
