@@ -199,6 +199,7 @@ def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource)
             crawl_window=crawler.window_crawler(),
             concurrency=crawler.concurrency,
             hours_in_flight=crawler.hours_in_flight,
+            max_span_events=crawler.max_span_events,
             land=land,
         )
     )

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from nostr_assets.defs.resources.fields import about, check
 from nostr_assets.lib.network.connection import ClientConfig
 from nostr_assets.lib.network.crawler import CrawlWindow, window_crawler
+from nostr_assets.lib.network.hourly_fetch import MAX_SPAN_EVENTS
 from nostr_assets.lib.network.probe import RelayProbe, probe_relay
 from nostr_assets.settings import parse_kinds, parse_relay_urls, read_relays_file
 
@@ -73,6 +74,12 @@ class NostrCrawlerResource(dg.ConfigurableResource):
     max_window_mb: int = Field(default=64, description=about("NOSTR_MAX_WINDOW_MB"))
     hours_in_flight: int = Field(
         default=8, ge=1, description="hours of a backfill fetched (or waiting to land) at once"
+    )
+    max_span_events: int = Field(
+        default=MAX_SPAN_EVENTS,
+        ge=1,
+        description="a backfill fetches as many hours in one window per relay as hold about "
+        "this many events (at most a day); 1: hour by hour",
     )
     page_limit: int = Field(default=500, ge=1, description="events asked for per REQ page")
     max_frame_bytes: int = Field(default=2**20, ge=1024, description="largest frame accepted")

@@ -45,8 +45,13 @@ class ClientConfig:
     # AUTH (NIP-42) challenges are recorded; answering needs a key this crawler does not hold.
     answer_auth: bool = False
     user_agent: str = "nostr-analytics/0.1 (+crawler)"
-    rate_limit_retries: int = 2
-    rate_limit_backoff: float = 2.0  # seconds, doubled on each retry
+    # A REQ refused with CLOSED "rate-limited:" is asked again after a pause that starts at
+    # rate_limit_backoff and doubles up to rate_limit_max_pause, until the window has paused
+    # rate_limit_max_wait in all (total_timeout still bounds the window). Relays limit REQs
+    # per minute, so a pause shorter than a minute may not be enough.
+    rate_limit_backoff: float = 2.0
+    rate_limit_max_pause: float = 32.0
+    rate_limit_max_wait: float = 150.0
 
 
 class WindowEnded(Exception):

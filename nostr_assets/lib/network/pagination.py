@@ -38,6 +38,9 @@ class Pager:
         self.inclusive: bool | None = None
         # Whether resolving the current dense second relied on kinds or authors seen so far.
         self.guessed = False
+        # The most events per second a full page has shown: what slices are sized by.
+        self.density = 0.0
+        self.pending: list[int] = []
 
     def possibly_full(self, page: Page) -> bool:
         """A page that may have been cut by a cap: our limit, or the largest page seen so far.
@@ -67,37 +70,97 @@ class Pager:
         self.stats.until_inclusive = self.inclusive
 
     async def run(self) -> None:
-        lo, u = self.since, self.until
+        """Walk the window down from ``until``, in slices fetched in parallel once the first
+        pages show how dense the relay is; then fetch the seconds too dense for one page."""
         # Seconds to fetch on their own, after the walk: by then every author of the window
         # is known, which is what splitting a dense second by author can draw on.
-        pending: list[int] = []
-        while u >= lo:
-            sent = u + 1 if self.inclusive is False else u
-            page = await self.query({"since": lo, "until": sent}, lo, u)
-            was_unknown = self.inclusive is None
-            self._learn(sent, page, u in self.reader.kinds_at)
-            top = u
-            if was_unknown and self.inclusive is False:
-                # The page covered [lo, u - 1]; second u, cut by the previous page, is fetched
-                # on its own and the page is used as it is.
-                pending.append(u)
-                top = u - 1
-            if not page.seconds:
-                break
-            if min(page.seconds) == top:
-                # The whole page is one second: it may hold more than one page can carry.
-                if self.possibly_full(page):
-                    pending.append(top)
-                u = top - 1
+        self.pending = []
+        slices = await self._first_round()
+        while slices:
+            if self.inclusive is None:
+                # A slice's exact range needs the relay's ``until`` semantics: walk one page
+                # at a time, learning them, until they are known.
+                lo, u = slices[0]
+                page = await self.query({"since": lo, "until": u}, lo, u)
+                self._learn(u, page, u in self.reader.kinds_at)
+                if self.inclusive is False:
+                    # The page covered [lo, u - 1]; second u is fetched on its own.
+                    self.pending.append(u)
+                    u -= 1
+                slices = self._next_slices([(lo, u)], [page]) + slices[1:]
                 continue
-            if page.new == 0:
-                break
-            u = min(page.seconds)
-        if self.inclusive is not True:
-            # An exclusive (or unproven) relay never answered for the window's last second.
-            pending.append(self.until)
-        for second in dict.fromkeys(pending):
+            slices = self._spread(slices)
+            batch = slices[:PARALLEL_REQS]
+            pages = await self.reader.query_many(
+                [({"since": lo, "until": self._until(u)}, lo, u) for lo, u in batch]
+            )
+            slices = self._next_slices(batch, pages) + slices[PARALLEL_REQS:]
+        for second in sorted(set(self.pending), reverse=True):
             await self.resolve_second(second)
+
+    async def _first_round(self) -> list[tuple[int, int]]:
+        """The window's first page, and its last second asked for on its own in the same
+        round trip (``until`` one past it): together they teach the relay's ``until``
+        semantics and settle the last second, so a relay holding less than a page answers
+        the whole window in one round trip. Returns the slices left to walk."""
+        lo, u = self.since, self.until
+        if self.inclusive is not None:
+            return [(lo, u)]
+        first, last = await self.reader.query_many(
+            [({"since": lo, "until": u}, lo, u), ({"since": u, "until": u + 1}, u, u)]
+        )
+        if u in first.seconds:
+            self.inclusive = True
+        elif last.count:
+            # Events at ``until`` exist, and newest first an inclusive relay would have
+            # returned them: ``until`` is exclusive, and the first page covered [lo, u - 1].
+            self.inclusive = False
+        self.stats.until_inclusive = self.inclusive
+        if self.inclusive is not True:
+            if self.possibly_full(last):
+                self.pending.append(u)
+            # Second ``until`` is settled by ``last``: the rest is as if the window ended
+            # one second earlier.
+            return self._next_slices([(lo, u - 1)], [first])
+        return self._next_slices([(lo, u)], [first])
+
+    def _next_slices(
+        self, asked: list[tuple[int, int]], pages: list[Page]
+    ) -> list[tuple[int, int]]:
+        """What is left of each slice after its newest page: nothing when the page was not
+        full; below its oldest second (asked again, since a cap may have cut it) when it was;
+        below its only second when the page held one second (which is then fetched on its
+        own)."""
+        left = []
+        for (lo, u), page in zip(asked, pages, strict=True):
+            if not page.seconds or not self.possibly_full(page):
+                continue
+            oldest = min(page.seconds)
+            self.density = max(self.density, page.count / (u - oldest + 1))
+            if oldest == u:
+                self.pending.append(u)
+                if u - 1 >= lo:
+                    left.append((lo, u - 1))
+            elif page.new:
+                left.append((lo, oldest))
+        return left
+
+    def _spread(self, slices: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Cut slices that will take several pages, at the density seen so far, into
+        slices walked side by side, up to ``PARALLEL_REQS`` in flight."""
+        if len(slices) >= PARALLEL_REQS or not self.density:
+            return slices
+        per_page = max(self.reader.max_page, 1)
+        spread: list[tuple[int, int]] = []
+        room = PARALLEL_REQS - len(slices)
+        for lo, u in slices:
+            pages = int(self.density * (u - lo + 1) / per_page) + 1
+            parts = min(pages, room + 1)
+            room -= parts - 1
+            width = (u - lo + 1) / parts
+            cuts = [lo + round(width * i) for i in range(parts)] + [u + 1]
+            spread.extend((cuts[i], cuts[i + 1] - 1) for i in range(parts) if cuts[i] < cuts[i + 1])
+        return sorted(spread, key=lambda part: part[1], reverse=True)  # newest first
 
     async def query_second(self, second: int, extra: dict[str, Any]) -> Page:
         if self.inclusive is not False:
@@ -154,12 +217,14 @@ class Pager:
             self.stats.truncated(
                 f"second {second} held more than a page and was split by the kinds and authors "
                 f"seen ({fetched} events); the relay answers no NIP-45 COUNT to prove none is "
-                "missing"
+                "missing",
+                second,
             )
         elif held > fetched:
             self.stats.truncated(
                 f"second {second}: the relay counts {held} events, the split fetched {fetched} "
-                "(kinds or authors never seen in the window cannot be asked for)"
+                "(kinds or authors never seen in the window cannot be asked for)",
+                second,
             )
 
     def _split_kinds(self, second: int) -> set[int]:
@@ -228,7 +293,8 @@ class Pager:
     async def _split_authors(self, second: int, kind: int, authors: list[str], page: Page) -> None:
         if len(authors) == 1:
             self.stats.truncated(
-                f"{page.count} events at {second} for kind {kind} and one author fill a page"
+                f"{page.count} events at {second} for kind {kind} and one author fill a page",
+                second,
             )
             return
         half = len(authors) // 2

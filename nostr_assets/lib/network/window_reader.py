@@ -69,6 +69,9 @@ class WindowStats:
     until_inclusive: bool | None = None
     possibly_truncated: bool = False
     truncation_note: str | None = None
+    # The seconds a flag concerns, when it concerns some seconds only (a dense second the
+    # split could not prove); empty with the flag set: the whole window may be cut.
+    truncated_seconds: set[int] = field(default_factory=set)
     eose_received: bool = False
     closed_prefix: str | None = None
     closed_message: str | None = None
@@ -85,9 +88,14 @@ class WindowStats:
         data = asdict(self)
         data["invalid"] = dict(self.invalid)
         data["bad_frames"] = dict(self.bad_frames)
+        data["truncated_seconds"] = sorted(self.truncated_seconds)
         return data
 
-    def truncated(self, note: str) -> None:
+    def truncated(self, note: str, second: int | None = None) -> None:
+        if second is not None and (self.truncated_seconds or not self.possibly_truncated):
+            self.truncated_seconds.add(second)
+        elif second is None:
+            self.truncated_seconds.clear()  # the whole window now
         self.possibly_truncated = True
         notes = [] if self.truncation_note is None else self.truncation_note.split("; ")
         if note not in notes and len(notes) < 10:
@@ -141,6 +149,12 @@ class WindowReader:
         self.max_page = 0
         self.sub_counter = 0
         self.started = time.perf_counter()
+        # Rate limits: REQs the relay accepted, seconds paused after CLOSED "rate-limited:",
+        # and the interval between REQs that the relay showed it accepts (0: not limited yet).
+        self.accepted_reqs = 0
+        self.paused = 0.0
+        self.pace = 0.0
+        self.last_req = 0.0
 
     async def _frames(self):
         """The relay's frames as bytes (msgspec parses them as is), until ``idle_timeout``
@@ -184,7 +198,9 @@ class WindowReader:
     async def query(self, flt: dict[str, Any], lo: int, hi: int) -> Page:
         """Run one REQ to its EOSE; count events with lo <= created_at <= hi."""
         flt = self._prepared(flt)
-        for attempt in range(self.config.rate_limit_retries + 1):
+        pause = self.config.rate_limit_backoff
+        while True:
+            await self._keep_pace()
             self.sub_counter += 1
             sub = f"w{self.sub_counter}"
             page = Page()
@@ -193,13 +209,30 @@ class WindowReader:
             closed = ended.get(sub)
             self.stats.pages += 1
             if closed is None:
+                self.accepted_reqs += 1
                 await self.ws.send(encode_close(sub), text=True)
                 self.max_page = max(self.max_page, page.count)
+                if pause > self.config.rate_limit_backoff:
+                    # It took a pause to get through: from now on, ask no faster than the
+                    # relay has let us so far.
+                    self.pace = (time.perf_counter() - self.started) / self.accepted_reqs
                 return page
-            if closed.prefix != "rate-limited" or attempt == self.config.rate_limit_retries:
+            if (
+                closed.prefix != "rate-limited"
+                or self.paused + pause > self.config.rate_limit_max_wait
+            ):
                 raise WindowEnded("closed_by_relay", closed.message[:300])
-            await asyncio.sleep(self.config.rate_limit_backoff * 2**attempt)
-        raise AssertionError("unreachable")
+            await asyncio.sleep(pause)
+            self.paused += pause
+            pause = min(pause * 2, self.config.rate_limit_max_pause)
+
+    async def _keep_pace(self) -> None:
+        """Wait out the pace a rate-limiting relay has shown it accepts, since our last REQ."""
+        if self.pace:
+            wait = self.last_req + self.pace - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self.last_req = time.perf_counter()
 
     async def count(self, flt: dict[str, Any]) -> int | None:
         """NIP-45 COUNT of ``flt``, or None when the relay does not answer one.
@@ -247,7 +280,7 @@ class WindowReader:
                 if fast is not None:
                     target = pending.get(fast[0])
                     if target is not None:
-                        self._event(fast[1], target.page, target.lo, target.hi, target.kinds)
+                        self._event(fast[1], target)
                     continue
                 try:
                     message = decode_relay_message(frame)
@@ -263,7 +296,7 @@ class WindowReader:
                             self._first_event_arrived()
                             self.stats.invalid[error.reason] += 1
                             continue
-                        self._event(event, target.page, target.lo, target.hi, target.kinds)
+                        self._event(event, target)
                     case EoseMessage(sid) if sid in pending:
                         self.stats.eose_received = True
                         del pending[sid]
@@ -290,6 +323,7 @@ class WindowReader:
         A REQ the relay refuses (CLOSED, rate limits included) is asked again on its own,
         with ``query``'s retries."""
         subs: dict[str, _Sub] = {}
+        await self._keep_pace()
         for flt, lo, hi in queries:
             sent = self._prepared(flt)
             self.sub_counter += 1
@@ -312,10 +346,16 @@ class WindowReader:
         if self.stats.time_to_first_event_ms is None:
             self.stats.time_to_first_event_ms = (time.perf_counter() - self.started) * 1000
 
-    def _event(self, event: Event, page: Page, lo: int, hi: int, kinds) -> None:
-        stats = self.stats
+    def _event(self, event: Event, sub: _Sub) -> None:
+        stats, page = self.stats, sub.page
         self._first_event_arrived()
-        if not lo <= event.created_at <= hi or (kinds and event.kind not in kinds):
+        if not sub.lo <= event.created_at <= sub.hi or (sub.kinds and event.kind not in sub.kinds):
+            if sub.lo <= event.created_at <= sub.filter.get("until", sub.hi) and (
+                not sub.kinds or event.kind in sub.kinds
+            ):
+                # Asked for (an ``until`` one past the range, in case the relay's ``until`` is
+                # exclusive) but not counted: the relay's ``until`` is inclusive.
+                return
             stats.out_of_filter += 1  # a relay ignoring the filter: not this window's data
             return
         page.count += 1

@@ -8,6 +8,7 @@ not misbehave on demand); the same pager against the real nostr-relay is in test
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import msgspec
@@ -190,6 +191,25 @@ def test_rate_limited_is_retried_after_a_pause():
     assert stats.closed_prefix == "rate-limited"
 
 
+def test_rate_limited_relay_is_waited_out_with_growing_pauses():
+    """Five refusals in a row: pauses of 0.05, 0.1, 0.2, 0.2 and 0.2 s (capped), then the
+    REQ gets through and the window is complete, not an error."""
+    relay = FaultRelay(
+        signed(4, SINCE + 5), closed_message="rate-limited: slow down", closed_times=5
+    )
+    started = time.perf_counter()
+    stats, state = run(relay, _config(rate_limit_backoff=0.05))
+    assert len(state.events) == 4 and stats.error_class is None and stats.eose_received
+    assert time.perf_counter() - started >= 0.75
+
+
+def test_a_relay_that_never_lifts_its_rate_limit_ends_the_window_when_waiting_is_spent():
+    relay = FaultRelay(signed(4, SINCE + 5), closed_message="rate-limited: slow down")
+    stats, state = run(relay, _config(rate_limit_backoff=0.05, rate_limit_max_wait=0.5))
+    assert stats.error_class == "closed_by_relay" and not state.events
+    assert stats.pages >= 3  # asked again a few times before giving up
+
+
 def test_invalid_signatures_and_ids_are_counted_good_events_kept():
     good = signed(10, lambda i: SINCE + i)
     other = signed(5, lambda i: SINCE + 100 + i, key=2)
@@ -239,6 +259,7 @@ def _config(
     max_events: int = 500_000,
     allow_private: bool = True,
     rate_limit_backoff: float = 2.0,
+    rate_limit_max_wait: float = 150.0,
 ) -> ClientConfig:
     return ClientConfig(
         allow_private=allow_private,
@@ -248,6 +269,8 @@ def _config(
         max_frame_bytes=max_frame_bytes,
         max_events_per_window=max_events,
         rate_limit_backoff=rate_limit_backoff,
+        rate_limit_max_pause=0.2,
+        rate_limit_max_wait=rate_limit_max_wait,
         min_relay_cap=1,
     )
 
