@@ -26,6 +26,12 @@ AUTHOR_CHUNK = 100
 # REQs of one sweep in flight at once on one connection: relays allow 10 to 20 subscriptions
 # per connection (strfry's default is 20), and some count CLOSEs still in transit.
 PARALLEL_REQS = 8
+# Parallel REQs cost more REQs in all (every slice ends on its own short page), and relays
+# that limit REQs per minute refuse the excess, so a window is walked in parallel slices only
+# where waiting is what costs: a relay whose handshake took this long (one round trip or
+# more), or a walk at the density seen of more than SEQUENTIAL_PAGES pages.
+SLOW_OPEN_MS = 1000.0
+SEQUENTIAL_PAGES = 4
 
 
 class Pager:
@@ -40,6 +46,8 @@ class Pager:
         self.guessed = False
         # The most events per second a full page has shown: what slices are sized by.
         self.density = 0.0
+        opened = self.stats.time_to_open_ms
+        self.slow = opened is not None and opened >= SLOW_OPEN_MS
         self.pending: list[int] = []
 
     def possibly_full(self, page: Page) -> bool:
@@ -50,9 +58,10 @@ class Pager:
         either way when a single second, kind and author holds exactly that many events: such
         a leaf is flagged ``possibly_truncated`` rather than trusted.
         """
-        if page.count >= self.config.page_limit:
+        sent = page.count + page.beyond
+        if sent >= self.config.page_limit:
             return True
-        return page.count >= max(self.reader.max_page, self.config.min_relay_cap)
+        return sent >= max(self.reader.max_page, self.config.min_relay_cap)
 
     def _until(self, second: int) -> int:
         """The ``until`` that asks for exactly ``second``: one more on a relay whose
@@ -104,8 +113,15 @@ class Pager:
         semantics and settle the last second, so a relay holding less than a page answers
         the whole window in one round trip. Returns the slices left to walk."""
         lo, u = self.since, self.until
-        if self.inclusive is not None:
-            return [(lo, u)]
+        if not self.slow:
+            # One REQ: a busy relay proves its semantics with events at ``until``; a quiet
+            # one has its last second asked for after the walk (query_second).
+            first = await self.query({"since": lo, "until": u}, lo, u)
+            self._learn(u, first, False)
+            if self.inclusive is not True:
+                self.pending.append(u)
+                return self._next_slices([(lo, u - 1)], [first])
+            return self._next_slices([(lo, u)], [first])
         first, last = await self.reader.query_many(
             [({"since": lo, "until": u}, lo, u), ({"since": u, "until": u + 1}, u, u)]
         )
@@ -151,6 +167,9 @@ class Pager:
         if len(slices) >= PARALLEL_REQS or not self.density:
             return slices
         per_page = max(self.reader.max_page, 1)
+        left = sum(self.density * (u - lo + 1) / per_page for lo, u in slices)
+        if not self.slow and left <= SEQUENTIAL_PAGES:
+            return slices
         spread: list[tuple[int, int]] = []
         room = PARALLEL_REQS - len(slices)
         for lo, u in slices:
@@ -163,16 +182,15 @@ class Pager:
         return sorted(spread, key=lambda part: part[1], reverse=True)  # newest first
 
     async def query_second(self, second: int, extra: dict[str, Any]) -> Page:
-        if self.inclusive is not False:
-            page = await self.query({"since": second, "until": second, **extra}, second, second)
-            if page.count or self.inclusive:
-                if self.inclusive is None and page.count:
-                    self.inclusive = self.stats.until_inclusive = True
-                return page
-        page = await self.query({"since": second, "until": second + 1, **extra}, second, second)
-        if self.inclusive is None and page.count:
-            self.inclusive = self.stats.until_inclusive = False
-        return page
+        if self.inclusive is None:
+            # ``until`` one past the second asks for it whatever the relay's semantics, in one
+            # REQ; events of the next second, if any come back, prove ``until`` inclusive.
+            page = await self.query({"since": second, "until": second + 1, **extra}, second, second)
+            if page.beyond:
+                self.inclusive = self.stats.until_inclusive = True
+            return page
+        until = self._until(second)
+        return await self.query({"since": second, "until": until, **extra}, second, second)
 
     async def resolve_second(self, second: int) -> None:
         """Fetch every event of one second, splitting by kind then author when pages are full."""

@@ -14,6 +14,7 @@ received so far are kept, and the error is recorded in the stats. The parts each
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 
 import websockets
@@ -44,6 +45,7 @@ async def fetch_window(
     (``IngestState.accept`` fits). Never raises for anything the relay does.
     """
     stats = WindowStats(relay_url=url, since=since, until=until)
+    started = time.perf_counter()
     try:
         async with asyncio.timeout(config.total_timeout):
             await _fetch(url, since, until, kinds, config, sink, stats)
@@ -62,6 +64,7 @@ async def fetch_window(
         stats.error_class, stats.error_message = "os_error", describe_error(error)
     except Exception as error:  # a bug here must not cost the other relays their crawl
         stats.error_class, stats.error_message = "internal_error", describe_error(error)
+    stats.elapsed_ms = (time.perf_counter() - started) * 1000
     return stats
 
 

@@ -80,6 +80,7 @@ class WindowStats:
     bytes_received: int = 0
     time_to_open_ms: float | None = None
     time_to_first_event_ms: float | None = None
+    elapsed_ms: float | None = None  # the whole window, connection included
     connected_ip: str | None = None
     error_class: str | None = None
     error_message: str | None = None
@@ -105,6 +106,9 @@ class WindowStats:
 @dataclass
 class Page:
     count: int = 0  # events of the subscription, valid or not, inside the asked range
+    # Events asked for but past the range: sent by a relay whose ``until`` is inclusive when
+    # the filter's ``until`` is one past the range. They take room in the page all the same.
+    beyond: int = 0
     new: int = 0  # of which not seen before in this window
     seconds: list[int] = field(default_factory=list)
 
@@ -211,7 +215,7 @@ class WindowReader:
             if closed is None:
                 self.accepted_reqs += 1
                 await self.ws.send(encode_close(sub), text=True)
-                self.max_page = max(self.max_page, page.count)
+                self.max_page = max(self.max_page, page.count + page.beyond)
                 if pause > self.config.rate_limit_backoff:
                     # It took a pause to get through: from now on, ask no faster than the
                     # relay has let us so far.
@@ -338,7 +342,7 @@ class WindowReader:
                 continue
             self.stats.pages += 1
             await self.ws.send(encode_close(sub), text=True)
-            self.max_page = max(self.max_page, target.page.count)
+            self.max_page = max(self.max_page, target.page.count + target.page.beyond)
             pages.append(target.page)
         return pages
 
@@ -355,6 +359,7 @@ class WindowReader:
             ):
                 # Asked for (an ``until`` one past the range, in case the relay's ``until`` is
                 # exclusive) but not counted: the relay's ``until`` is inclusive.
+                page.beyond += 1
                 return
             stats.out_of_filter += 1  # a relay ignoring the filter: not this window's data
             return
