@@ -108,36 +108,19 @@ class Pager:
             await self.resolve_second(second)
 
     async def _first_round(self) -> list[tuple[int, int]]:
-        """The window's first page, and its last second asked for on its own in the same
-        round trip (``until`` one past it): together they teach the relay's ``until``
-        semantics and settle the last second, so a relay holding less than a page answers
-        the whole window in one round trip. Returns the slices left to walk."""
+        """The window's first page, asked with ``until`` one past the window: that covers its
+        last second whatever the relay's ``until`` semantics (an inclusive relay also sends
+        the next second, which is not counted), so a relay holding less than a page answers
+        the whole window in one REQ. Returns the slices left to walk."""
         lo, u = self.since, self.until
-        if not self.slow:
-            # One REQ: a busy relay proves its semantics with events at ``until``; a quiet
-            # one has its last second asked for after the walk (query_second).
-            first = await self.query({"since": lo, "until": u}, lo, u)
-            self._learn(u, first, False)
-            if self.inclusive is not True:
-                self.pending.append(u)
-                return self._next_slices([(lo, u - 1)], [first])
-            return self._next_slices([(lo, u)], [first])
-        first, last = await self.reader.query_many(
-            [({"since": lo, "until": u}, lo, u), ({"since": u, "until": u + 1}, u, u)]
-        )
-        if u in first.seconds:
-            self.inclusive = True
-        elif last.count:
-            # Events at ``until`` exist, and newest first an inclusive relay would have
-            # returned them: ``until`` is exclusive, and the first page covered [lo, u - 1].
-            self.inclusive = False
-        self.stats.until_inclusive = self.inclusive
-        if self.inclusive is not True:
-            if self.possibly_full(last):
-                self.pending.append(u)
-            # Second ``until`` is settled by ``last``: the rest is as if the window ended
-            # one second earlier.
-            return self._next_slices([(lo, u - 1)], [first])
+        first = await self.query({"since": lo, "until": u + 1}, lo, u)
+        if first.beyond:
+            self.inclusive = self.stats.until_inclusive = True
+        if not first.seconds and self.possibly_full(first):
+            # The page held only the next second: the window is walked from its top, whose
+            # second is then fetched on its own.
+            self.pending.append(u)
+            return [(lo, u - 1)] if u > lo else []
         return self._next_slices([(lo, u)], [first])
 
     def _next_slices(
