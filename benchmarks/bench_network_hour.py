@@ -14,8 +14,9 @@ ended, what the farm spent serving, and a JSON line of every figure. Targets: <=
     python benchmarks/bench_network_hour.py --relays 250 --events 8000 --rtt-scale 0.2
 
 Run time (2 cores): before issue 9's first changes, 238 s of crawl (17.5 s of CPU, 1.4 GB
-peak RSS) at concurrency 16; now 33.4 s (13.1 s of CPU, 454 MB peak RSS), every reachable
-event landed either way. Add about 10 s to sign the event set the first time (cached under
+peak RSS) at concurrency 16; now 26.4 s (12.6 s of CPU, 328 MB peak RSS), every reachable
+event landed either way. The slowest relay now takes 12 s; the rest is the CLI's start and
+output. Add about 10 s to sign the event set the first time (cached under
 benchmarks/.cache/relay_farm). The crawl is killed after --max-seconds
 (default 1800): the CLI bounds each relay by its 300 s total timeout, so it ends well before.
 """
