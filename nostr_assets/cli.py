@@ -172,6 +172,7 @@ def _config(args: argparse.Namespace, settings: Settings) -> ClientConfig:
         idle_timeout=idle,
         total_timeout=total,
         max_window_bytes=settings.max_window_mb * 2**20,
+        min_relay_cap=settings.min_relay_cap,
     )
 
 

@@ -242,6 +242,16 @@ SETTINGS: tuple[Setting, ...] = (
         parse_positive_int,
     ),
     Setting(
+        "NOSTR_MIN_RELAY_CAP",
+        "min_relay_cap",
+        "integer >= 1",
+        # Relay software caps a REQ at 100 to 5000 events; a page shorter than this ends a
+        # window's walk, saving a round trip per relay (and REQs on rate-limited relays).
+        "10",
+        "the fewest events a relay is assumed to return per REQ: a shorter page is complete",
+        parse_positive_int,
+    ),
+    Setting(
         "NOSTR_ALLOW_PRIVATE_ADDRESSES",
         "allow_private_addresses",
         "1/true/yes/on or 0/false/no/off",
@@ -295,6 +305,7 @@ class Settings:
     idle_timeout: float
     total_timeout: float
     max_window_mb: int
+    min_relay_cap: int
     allow_private_addresses: bool
     geoip_city_db: Path | None  # None: the best database found in data/geoip/
     geoip_asn_db: Path | None

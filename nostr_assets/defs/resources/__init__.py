@@ -62,6 +62,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             idle_timeout_s=settings.idle_timeout,
             total_timeout_s=settings.total_timeout,
             max_window_mb=settings.max_window_mb,
+            min_relay_cap=settings.min_relay_cap,
             allow_private_addresses=settings.allow_private_addresses,
         ),
         "geoip": GeoIPResource(

@@ -59,6 +59,7 @@ _CRAWLER_VARIABLES = {
     "idle_timeout_s": "NOSTR_IDLE_TIMEOUT",
     "total_timeout_s": "NOSTR_TOTAL_TIMEOUT",
     "max_window_mb": "NOSTR_MAX_WINDOW_MB",
+    "min_relay_cap": "NOSTR_MIN_RELAY_CAP",
     "allow_private_addresses": "NOSTR_ALLOW_PRIVATE_ADDRESSES",
 }
 
@@ -72,6 +73,7 @@ class NostrCrawlerResource(dg.ConfigurableResource):
     total_timeout_s: float = Field(default=300.0, description=about("NOSTR_TOTAL_TIMEOUT"))
     concurrency: int = Field(default=256, description=about("NOSTR_CONCURRENCY"))
     max_window_mb: int = Field(default=64, description=about("NOSTR_MAX_WINDOW_MB"))
+    min_relay_cap: int = Field(default=10, description=about("NOSTR_MIN_RELAY_CAP"))
     hours_in_flight: int = Field(
         default=8, ge=1, description="hours of a backfill fetched (or waiting to land) at once"
     )
@@ -118,6 +120,7 @@ class NostrCrawlerResource(dg.ConfigurableResource):
             idle_timeout=self.idle_timeout_s,
             total_timeout=self.total_timeout_s,
             max_window_bytes=self.max_window_mb * 2**20,
+            min_relay_cap=self.min_relay_cap,
             page_limit=self.page_limit,
             max_frame_bytes=self.max_frame_bytes,
             allow_private=self.allow_private_addresses,
