@@ -14,6 +14,7 @@ Use inside a running event loop::
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +39,16 @@ class FaultRelay:
     oversized_bytes: int = 2_000_000
     auth_challenge: str | None = None  # sent as AUTH when a client connects
     requests: list[dict[str, Any]] = field(default_factory=list)  # every filter received
+    # Seconds before each REQ is answered; REQs are then answered side by side, and the most
+    # answered at once is recorded in max_reqs_at_once.
+    round_trip: float = 0.0
+    max_reqs_at_once: int = 0
 
     async def __aenter__(self) -> FaultRelay:
         self._sent = 0
         self._closed_count = 0
+        self._reqs_at_once = 0
+        self._answering: set[asyncio.Task] = set()
         self._server = await serve(self._handle, "127.0.0.1", 0, max_size=2**22)
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"ws://127.0.0.1:{port}"
@@ -87,6 +94,11 @@ class FaultRelay:
                 continue
             sub, flt = message[1], message[2]
             self.requests.append(flt)
+            if self.round_trip:
+                task = asyncio.create_task(self._answer_later(ws, sub, flt))
+                self._answering.add(task)  # held, so the loop does not collect it mid-answer
+                task.add_done_callback(self._answering.discard)
+                continue
             if self.closed_message is not None and (
                 self.closed_times is None or self._closed_count < self.closed_times
             ):
@@ -108,3 +120,14 @@ class FaultRelay:
             for garbage in self.garbage_before_eose:
                 await ws.send(garbage)
             await ws.send(json.dumps(["EOSE", sub]))
+
+    async def _answer_later(self, ws: ServerConnection, sub: str, flt: dict[str, Any]) -> None:
+        self._reqs_at_once += 1
+        self.max_reqs_at_once = max(self.max_reqs_at_once, self._reqs_at_once)
+        try:
+            await asyncio.sleep(self.round_trip)
+            for event in self.select(flt):
+                await ws.send(f'["EVENT",{json.dumps(sub)},{encode_event(event).decode()}]')
+            await ws.send(json.dumps(["EOSE", sub]))
+        finally:
+            self._reqs_at_once -= 1

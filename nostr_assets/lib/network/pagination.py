@@ -46,8 +46,11 @@ class Pager:
         self.guessed = False
         # The most events per second a full page has shown: what slices are sized by.
         self.density = 0.0
+        # Slices are walked side by side on a relay this slow to answer (see SLOW_OPEN_MS).
         opened = self.stats.time_to_open_ms
         self.slow = opened is not None and opened >= SLOW_OPEN_MS
+        # Seconds to fetch on their own, after the walk: by then every author of the window
+        # is known, which is what splitting a dense second by author can draw on.
         self.pending: list[int] = []
 
     def possibly_full(self, page: Page) -> bool:
@@ -81,9 +84,6 @@ class Pager:
     async def run(self) -> None:
         """Walk the window down from ``until``, in slices fetched in parallel once the first
         pages show how dense the relay is; then fetch the seconds too dense for one page."""
-        # Seconds to fetch on their own, after the walk: by then every author of the window
-        # is known, which is what splitting a dense second by author can draw on.
-        self.pending = []
         slices = await self._first_round()
         while slices:
             if self.inclusive is None:

@@ -353,15 +353,14 @@ class WindowReader:
     def _event(self, event: Event, sub: _Sub) -> None:
         stats, page = self.stats, sub.page
         self._first_event_arrived()
-        if not sub.lo <= event.created_at <= sub.hi or (sub.kinds and event.kind not in sub.kinds):
-            if sub.lo <= event.created_at <= sub.filter.get("until", sub.hi) and (
-                not sub.kinds or event.kind in sub.kinds
-            ):
+        in_kinds = not sub.kinds or event.kind in sub.kinds
+        if not (in_kinds and sub.lo <= event.created_at <= sub.hi):
+            if in_kinds and sub.hi < event.created_at <= sub.filter.get("until", sub.hi):
                 # Asked for (an ``until`` one past the range, in case the relay's ``until`` is
                 # exclusive) but not counted: the relay's ``until`` is inclusive.
                 page.beyond += 1
-                return
-            stats.out_of_filter += 1  # a relay ignoring the filter: not this window's data
+            else:
+                stats.out_of_filter += 1  # a relay ignoring the filter: not this window's data
             return
         page.count += 1
         page.seconds.append(event.created_at)

@@ -81,6 +81,9 @@ def test_until_inclusive_and_exclusive_relays_are_both_complete(inclusive):
     assert stats.events == len(expected) == 36
     assert stats.until_inclusive is inclusive
     assert not stats.possibly_truncated
+    # The next second's events, which an inclusive relay sends for an ``until`` one past the
+    # window, are not taken for a relay ignoring the filter.
+    assert stats.out_of_filter == 0
 
 
 def test_dense_second_is_split_by_kind_and_author():
@@ -309,7 +312,29 @@ def test_a_relay_holding_a_few_events_is_complete_in_a_few_reqs(held):
     stats, state = run(FaultRelay(events), replace(CONFIG, min_relay_cap=10))
     assert set(state.events) == {e.id for e in events}
     assert not stats.possibly_truncated and stats.split_seconds == 0
-    assert stats.pages <= 3, stats.pages
+    # One REQ: its ``until`` one past the window settles the last second on either kind of
+    # relay, and a page shorter than any real cap ends the walk.
+    assert stats.pages == 1, stats.pages
+
+
+def test_a_long_walk_is_fetched_in_slices_side_by_side():
+    # 120 events over the hour behind a cap of 5: some 24 pages one after the other.
+    events = signed(120, lambda i: SINCE + 10 + i * 29)
+    relay = FaultRelay(events, cap=5, round_trip=0.02)
+    stats, state = run(relay)
+    assert set(state.events) == {e.id for e in events}
+    assert stats.error_class is None and not stats.possibly_truncated
+    assert relay.max_reqs_at_once > 1
+
+
+def test_a_short_walk_on_a_fast_relay_stays_one_req_at_a_time():
+    # 20 events, cap 5: four pages are cheaper one after the other than in parallel slices,
+    # each of which ends on a page of its own (and rate-limited relays count every REQ).
+    events = signed(20, lambda i: SINCE + 10 + i * 170)
+    relay = FaultRelay(events, cap=5, round_trip=0.02)
+    stats, state = run(relay)
+    assert set(state.events) == {e.id for e in events} and stats.error_class is None
+    assert relay.max_reqs_at_once == 1
 
 
 def test_the_byte_budget_cuts_a_window_of_huge_valid_events():
