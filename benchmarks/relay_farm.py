@@ -68,10 +68,13 @@ if str(ROOT) not in sys.path:
 
 from nostr_assets.lib.protocol.event import Event, encode_event, sign_event  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import REACTIONS, RELAYS, contact_list, profile, text  # noqa: E402
+
 SERVER = Path(__file__).resolve().parent / "relay_farm_server.py"
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / ".cache" / "relay_farm"
 # Bump when the generator changes, so stale cached event sets are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 HOST = "127.0.0.1"
 # 2026-11-20 13:00 UTC: a past hour, after the default first partition.
 DEFAULT_HOUR_START = 1_795_179_600
@@ -243,31 +246,6 @@ def _plan_events(spec: FarmSpec) -> tuple[list[_Planned], int | None]:
     return planned, dense_second
 
 
-_WORDS = tuple(
-    " ".join(
-        (
-            "gm nostr bitcoin relay zap note freedom sats lightning pleb coffee builder ser wagmi",
-            "the a to of and is it in that for on with this just like have be not are you your",
-            "hola mundo gracias café señor año こんにちは 世界 ありがとう привет мир спасибо",
-            "مرحبا שלום Grüße Straße naïve 🤙 ⚡ 🔥 💜 🫂 😂 🚀 🧡 👀 🌍 🍕 🇧🇷 ❤️",
-        )
-    ).split()
-)
-_ODD = ('"quoted"', "back\\slash", "tab\there", "line\nbreak", "</script>", "\u2028")
-_PUBLIC_RELAYS = (
-    "wss://relay.damus.io",
-    "wss://nos.lol",
-    "wss://relay.nostr.band",
-    "wss://nostr.wine",
-    "wss://relay.primal.net",
-    "wss://purplepag.es",
-    "wss://relay.snort.social",
-    "wss://nostr.mom",
-    "wss://offchain.pub",
-    "wss://relay.nostr.bg",
-)
-_REACTIONS = ("+", "+", "+", "+", "🤙", "❤️", "🔥", "😂", "⚡", "-", "🫂", ":shaka:")
-_NAMES = ("satoshi", "alice", "bob", "ナカモト", "josé", "Мария", "ana_ñ", "frog", "zapper")
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 # Set in each generating process (initializer or directly): the pool's public keys.
@@ -288,15 +266,6 @@ class _Content:
         self.recent_ids: list[str] = []
         self.last_note: Event | None = None
 
-    def text(self, low: int, high: int) -> str:
-        rng = self.rng
-        words = rng.choices(_WORDS, k=rng.randint(low, high))
-        if rng.random() < 0.15:
-            words.insert(rng.randrange(len(words) + 1), rng.choice(_ODD))
-        if rng.random() < 0.2:
-            words.append(f"https://image.example.com/{rng.getrandbits(40):x}.jpg")
-        return " ".join(words)
-
     def other(self) -> str:
         return self.rng.choice(_POOL_PUBKEYS)
 
@@ -311,7 +280,7 @@ class _Content:
     def kind_1(self, created_at: int, index: int) -> tuple[list[list[str]], str]:
         rng, tags = self.rng, []
         if rng.random() < 0.35:  # a reply: root (and reply) markers, the author replied to
-            tags.append(["e", self.ref(), rng.choice(_PUBLIC_RELAYS), "root"])
+            tags.append(["e", self.ref(), rng.choice(RELAYS), "root"])
             if rng.random() < 0.5:
                 tags.append(["e", self.ref(), "", "reply"])
             tags.append(["p", self.other()])
@@ -323,16 +292,16 @@ class _Content:
             tags.append(["client", rng.choice(("Damus", "Amethyst", "Primal", "noStrudel"))])
         roll = rng.random()
         if roll < 0.85:
-            return tags, self.text(2, 40)
+            return tags, text(self.rng, 2, 40)
         if roll < 0.95:
-            return tags, self.text(40, 150)
-        return tags, "\n\n".join(self.text(60, 120) for _ in range(rng.randint(3, 8)))
+            return tags, text(self.rng, 40, 150)
+        return tags, "\n\n".join(text(self.rng, 60, 120) for _ in range(rng.randint(3, 8)))
 
     def kind_7(self, created_at: int, index: int) -> tuple[list[list[str]], str]:
         tags = [["e", self.ref()], ["p", self.other()]]
         if self.rng.random() < 0.6:
             tags.append(["k", "1"])
-        return tags, self.rng.choice(_REACTIONS)
+        return tags, self.rng.choice(REACTIONS)
 
     def kind_6(self, created_at: int, index: int) -> tuple[list[list[str]], str]:
         note = self.last_note
@@ -347,56 +316,33 @@ class _Content:
                 text,
                 aux_rand=AUX_RAND,
             )
-        tags = [["e", note.id, self.rng.choice(_PUBLIC_RELAYS)], ["p", note.pubkey]]
+        tags = [["e", note.id, self.rng.choice(RELAYS)], ["p", note.pubkey]]
         return tags, encode_event(note).decode()
 
     def kind_3(self, created_at: int, index: int) -> tuple[list[list[str]], str]:
-        rng = self.rng
-        count = max(1, min(int(rng.lognormvariate(5.3, 0.7)), 2000))  # median about 200
-        tags = []
-        for _ in range(count):
-            tag = ["p", self.other()]
-            if rng.random() < 0.25:
-                tag.append(rng.choice(_PUBLIC_RELAYS))
-                if rng.random() < 0.3:
-                    tag.append(rng.choice(_NAMES))
-            tags.append(tag)
-        content = ""
-        if rng.random() < 0.3:  # the legacy relay map some clients still write
-            relays = rng.sample(_PUBLIC_RELAYS, 3)
-            content = json.dumps({r: {"read": True, "write": rng.random() < 0.7} for r in relays})
-        return tags, content
+        return contact_list(self.rng, self.other)
 
     def kind_0(self, created_at: int, index: int) -> tuple[list[list[str]], str]:
-        rng = self.rng
-        name = rng.choice(_NAMES)
-        meta = {
-            "name": name,
-            "display_name": f"{name} {rng.choice(_WORDS)}",
-            "about": self.text(5, 40),
-            "picture": f"https://image.example.com/avatar/{rng.getrandbits(48):x}.png",
-            "nip05": f"{name}@example.com",
-            "lud16": f"{name}@getalby.com",
-        }
-        return [], json.dumps(meta, ensure_ascii=False)
+        return [], profile(self.rng)
 
     def kind_10002(self, created_at: int, index: int) -> tuple[list[list[str]], str]:
         rng = self.rng
         tags = []
-        for url in rng.sample(_PUBLIC_RELAYS, rng.randint(2, 8)):
+        for url in rng.sample(RELAYS, rng.randint(2, len(RELAYS))):
             tags.append(["r", url, *rng.choice(([], [], ["read"], ["write"]))])
         return tags, ""
 
     def kind_30023(self, created_at: int, index: int) -> tuple[list[list[str]], str]:
         rng = self.rng
-        title = self.text(3, 8).replace("\n", " ")
+        title = text(self.rng, 3, 8).replace("\n", " ")
         body = "\n\n".join(
-            f"## {self.text(2, 5)}\n\n{self.text(80, 200)}" for _ in range(rng.randint(2, 6))
+            f"## {text(self.rng, 2, 5)}\n\n{text(self.rng, 80, 200)}"
+            for _ in range(rng.randint(2, 6))
         )
         tags = [
             ["d", f"article-{self.seed}-{index}"],
             ["title", title],
-            ["summary", self.text(10, 30)],
+            ["summary", text(self.rng, 10, 30)],
             ["published_at", str(created_at - rng.randint(0, 86400))],
             *(["t", rng.choice(("bitcoin", "nostr", "essay", "tech"))] for _ in range(2)),
         ]
@@ -412,7 +358,7 @@ class _Content:
             created_at - rng.randint(1, 20),
             9734,
             [
-                ["relays", *rng.sample(_PUBLIC_RELAYS, 2)],
+                ["relays", *rng.sample(RELAYS, 2)],
                 ["amount", str(sats * 1000)],
                 ["p", recipient],
                 ["e", note],

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -30,7 +31,7 @@ DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 KIND_SHARES = {1: 0.60, 7: 0.30, 3: 0.05, 0: 0.05}
 BASE_TIME = 1_700_000_000
 
-_WORDS = " ".join(
+WORDS = " ".join(
     (
         "gm nostr bitcoin relay zap note freedom sats lightning pleb coffee builder ser wagmi",
         "hola mundo buenos días gracias café señor niño año pequeño",
@@ -41,8 +42,8 @@ _WORDS = " ".join(
     )
 ).split()
 # Characters NIP-01 serialization escapes (or deliberately does not): they must round-trip.
-_ODD = ('"quoted"', "back\\slash", "tab\there", "line\nbreak", "cr\r", "</script>", "\u2028")
-_RELAYS = (
+ODD = ('"quoted"', "back\\slash", "tab\there", "line\nbreak", "cr\r", "</script>", "\u2028")
+RELAYS = (
     "wss://relay.damus.io",
     "wss://nos.lol",
     "wss://relay.nostr.band",
@@ -51,8 +52,8 @@ _RELAYS = (
     "wss://purplepag.es",
     "wss://relay.snort.social",
 )
-_REACTIONS = ("+", "+", "+", "🤙", "❤️", "🔥", "😂", "⚡", "-", "🫂")
-_NAMES = ("satoshi", "alice", "bob", "ナカモト", "josé", "Мария", "ana_ñ", "🐸frog", "zapper")
+REACTIONS = ("+", "+", "+", "🤙", "❤️", "🔥", "😂", "⚡", "-", "🫂")
+NAMES = ("satoshi", "alice", "bob", "ナカモト", "josé", "Мария", "ana_ñ", "🐸frog", "zapper")
 
 
 def secret_key(seed: int, index: int) -> bytes:
@@ -96,13 +97,47 @@ class _Signer:
         return bytes(self._ffi.buffer(self._sig, 64)).hex()
 
 
-def _text(rng: random.Random, low: int, high: int) -> str:
-    words = rng.choices(_WORDS, k=rng.randint(low, high))
+def text(rng: random.Random, low: int, high: int) -> str:
+    """Words of several scripts, now and then a character NIP-01 escapes or a link."""
+    words = rng.choices(WORDS, k=rng.randint(low, high))
     if rng.random() < 0.15:
-        words.insert(rng.randrange(len(words) + 1), rng.choice(_ODD))
+        words.insert(rng.randrange(len(words) + 1), rng.choice(ODD))
     if rng.random() < 0.2:
         words.append(f"https://example.com/{rng.getrandbits(40):x}.jpg")
     return " ".join(words)
+
+
+def contact_list(rng: random.Random, other: Callable[[], str]) -> tuple[list[list[str]], str]:
+    """Tags and content of a kind-3 contact list following keys drawn by ``other``."""
+    # Real follow lists: median in the low hundreds, a long tail past a thousand.
+    count = max(1, min(int(rng.lognormvariate(5.4, 0.7)), 2000))
+    tags = []
+    for _ in range(count):
+        tag = ["p", other()]
+        if rng.random() < 0.25:
+            tag.append(rng.choice(RELAYS))
+            if rng.random() < 0.3:
+                tag.append(rng.choice(NAMES))
+        tags.append(tag)
+    content = ""
+    if rng.random() < 0.4:  # the legacy relay map some clients still write
+        relays = rng.sample(RELAYS, 3)
+        content = json.dumps({r: {"read": True, "write": rng.random() < 0.7} for r in relays})
+    return tags, content
+
+
+def profile(rng: random.Random) -> str:
+    """The content of a kind-0 profile."""
+    name = rng.choice(NAMES)
+    meta = {
+        "name": name,
+        "display_name": f"{name} {rng.choice(WORDS)}",
+        "about": text(rng, 5, 40),
+        "picture": f"https://example.com/avatar/{rng.getrandbits(48):x}.png",
+        "nip05": f"{name}@example.com",
+        "lud16": f"{name}@getalby.com",
+    }
+    return json.dumps(meta, ensure_ascii=False)
 
 
 class _Generator:
@@ -129,50 +164,25 @@ class _Generator:
     def _note(self) -> tuple[list[list[str]], str]:
         rng, tags = self.rng, []
         if rng.random() < 0.4:  # a reply: root/reply markers and the author replied to
-            tags.append(["e", self._referenced_id(), rng.choice(_RELAYS), "root"])
+            tags.append(["e", self._referenced_id(), rng.choice(RELAYS), "root"])
             tags.append(["p", self._other_pubkey()])
         tags.extend(
             ["t", rng.choice(("nostr", "bitcoin", "grownostr", "日本"))]
             for _ in range(rng.choice((0, 0, 0, 1, 2)))
         )
-        return tags, _text(rng, 3, 60 if rng.random() < 0.9 else 300)
+        return tags, text(rng, 3, 60 if rng.random() < 0.9 else 300)
 
     def _reaction(self) -> tuple[list[list[str]], str]:
         tags = [["e", self._referenced_id()], ["p", self._other_pubkey()]]
         if self.rng.random() < 0.5:
             tags.append(["k", "1"])
-        return tags, self.rng.choice(_REACTIONS)
+        return tags, self.rng.choice(REACTIONS)
 
     def _contacts(self) -> tuple[list[list[str]], str]:
-        rng = self.rng
-        # Real follow lists: median in the low hundreds, a long tail past a thousand.
-        count = min(int(rng.lognormvariate(5.4, 0.7)), 2000)
-        tags = []
-        for _ in range(count):
-            tag = ["p", self._other_pubkey()]
-            if rng.random() < 0.25:
-                tag.append(rng.choice(_RELAYS))
-                if rng.random() < 0.3:
-                    tag.append(rng.choice(_NAMES))
-            tags.append(tag)
-        content = ""
-        if rng.random() < 0.4:  # the legacy relay map some clients still write
-            relays = rng.sample(_RELAYS, 3)
-            content = json.dumps({r: {"read": True, "write": rng.random() < 0.7} for r in relays})
-        return tags, content
+        return contact_list(self.rng, self._other_pubkey)
 
     def _profile(self) -> tuple[list[list[str]], str]:
-        rng = self.rng
-        name = rng.choice(_NAMES)
-        meta = {
-            "name": name,
-            "display_name": f"{name} {rng.choice(_WORDS)}",
-            "about": _text(rng, 5, 40),
-            "picture": f"https://example.com/avatar/{rng.getrandbits(48):x}.png",
-            "nip05": f"{name}@example.com",
-            "lud16": f"{name}@getalby.com",
-        }
-        return [], json.dumps(meta, ensure_ascii=False)
+        return [], profile(self.rng)
 
     def event(self, index: int, kind: int) -> Event:
         tags, content = {1: self._note, 7: self._reaction, 3: self._contacts, 0: self._profile}[
