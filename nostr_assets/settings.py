@@ -172,6 +172,17 @@ SETTINGS: tuple[Setting, ...] = (
         is_path=True,
     ),
     Setting(
+        "NOSTR_DUCKDB_MEMORY_MB",
+        "duckdb_memory_mb",
+        "integer >= 1",
+        # DuckDB's default is 80% of the machine's memory, and it keeps what it writes cached
+        # up to that: a week's backfill grew by 9 MB an hour landed. Landing merges a window
+        # slice by slice of 10,000 events, which runs within 256 MB.
+        "512",
+        "megabytes of memory DuckDB may use in the Dagster process (its cache included)",
+        parse_positive_int,
+    ),
+    Setting(
         "NOSTR_RELAYS",
         "relays",
         "comma-separated ws(s):// URLs",
@@ -306,6 +317,7 @@ class Settings:
     total_timeout: float
     max_window_mb: int
     min_relay_cap: int
+    duckdb_memory_mb: int
     allow_private_addresses: bool
     geoip_city_db: Path | None  # None: the best database found in data/geoip/
     geoip_asn_db: Path | None

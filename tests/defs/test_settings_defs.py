@@ -141,12 +141,19 @@ def test_resources_are_built_from_the_settings(tmp_path):
             "NOSTR_IDLE_TIMEOUT": "4.5",
             "NOSTR_ALLOW_PRIVATE_ADDRESSES": "on",
             "NOSTR_RELAYS": "wss://Relay.Example.com/",
+            "NOSTR_MIN_RELAY_CAP": "50",
+            "NOSTR_DUCKDB_MEMORY_MB": "300",
         }
     )
     resources = build_resources(settings)
     crawler = resources["crawler"]
     assert (crawler.kinds, crawler.concurrency, crawler.idle_timeout_s) == ("1,7", 3, 4.5)
     assert crawler.allow_private_addresses is True
+    assert crawler.client_config().min_relay_cap == 50
+    with resources["duckdb"].get_connection() as conn:
+        # 300 MB, as DuckDB reports it: 300,000,000 bytes in MiB.
+        limit = conn.execute("select current_setting('memory_limit')").fetchone()[0]
+    assert limit == "286.1 MiB"
     assert resources["relay_sources"].bootstrap()["wss://relay.example.com"] == "env"
     assert resources["duckdb"].database == str(tmp_path / "w.duckdb")
     assert resources["dbt"].duckdb_path == str(tmp_path / "w.duckdb")

@@ -49,7 +49,10 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             # DuckDB checkpoints its WAL into the file every 16 MB by default; during a backfill
             # that was two thirds of the landing time (bench_backfill). Checkpoint less often:
             # the WAL is still fsynced at every commit, so nothing committed can be lost.
-            connection_config={"checkpoint_threshold": "256MB"},
+            connection_config={
+                "checkpoint_threshold": "256MB",
+                "memory_limit": f"{settings.duckdb_memory_mb}MB",
+            },
         ),
         "relay_sources": RelaySourcesResource(
             relays_file=str(settings.relays_file or ""),

@@ -35,6 +35,11 @@ def crawl_rows(results: list[CrawlResult]) -> tuple[Columns, Columns]:
     return event_rows(events, first_seen), sightings
 
 
+# Events merged per slice of a window: DuckDB's memory for a merge grows with its rows (an hour
+# of 80,000 events, merged at once, needed more than 1 GB and took the process to 3.5 GB).
+MERGE_SLICE_EVENTS = 10_000
+
+
 def land_window(
     conn: duckdb.DuckDBPyConnection,
     start: datetime,
@@ -45,7 +50,12 @@ def land_window(
 ) -> tuple[int, int]:
     """Merge one window's events and sightings into the raw tables; return the window's totals.
 
-    ``fetch_stats`` (rows for raw.relay_fetch_stats) replace the window's earlier stats: they
+    The merge runs slice by slice of event ids (a hash of the id, so a slice holds each of its
+    events with all their sightings and their relay count), one transaction per slice, so
+    DuckDB's memory is bounded by a slice however many events the window holds. A run stopped
+    between slices leaves every slice either merged or as it was: nothing stored is lost, and
+    the next landing of the window completes it. ``fetch_stats`` (rows for
+    raw.relay_fetch_stats) replace the window's earlier stats, in the last transaction: they
     describe the latest fetch, not an accumulation.
     """
     events = arrow_table(conn, "nostr_events", events)
@@ -54,83 +64,108 @@ def land_window(
         fetch_stats = arrow_table(conn, "relay_fetch_stats", fetch_stats)
     raw = RAW_SCHEMA
     window = [start, end]
-    conn.execute("begin transaction")
+    stored = scalar(
+        conn,
+        f"select count(*) from {raw}.nostr_events where created_hour >= $1 and created_hour < $2",
+        window,
+    )
+    slices = max(1, -(-max(len(events), stored) // MERGE_SLICE_EVENTS))
+    totals = [0, 0]
+    conn.register("incoming_events", events)
+    conn.register("incoming_sightings", sightings)
     try:
-        conn.register("incoming_events", events)
-        conn.register("incoming_sightings", sightings)
-        conn.execute(
-            f"""
-            create or replace temp table merged_sightings as
-            select event_id, relay_url, any_value(created_hour) as created_hour,
-                   min(first_seen_at) as first_seen_at
-            from (
-                select * from {raw}.event_relay_sightings
-                where created_hour >= $1 and created_hour < $2
-                union all by name
-                select * from incoming_sightings
-            )
-            group by event_id, relay_url
-            """,
-            window,
-        )
-        conn.execute(
-            f"""
-            create or replace temp table merged_events as
-            with candidates as (
-                select * exclude (relay_count) from {raw}.nostr_events
-                where created_hour >= $1 and created_hour < $2
-                union all by name
-                select * from incoming_events
-            ),
-            earliest as (
-                select event_id, min(first_seen_at) as first_seen_at
-                from candidates group by event_id
-            ),
-            relay_counts as (
-                select event_id, count(*)::integer as relay_count
-                from merged_sightings group by event_id
-            )
-            select c.* replace (e.first_seen_at as first_seen_at),
-                   coalesce(r.relay_count, 0)::integer as relay_count
-            from (select * from candidates qualify row_number() over (
-                      partition by event_id order by first_seen_at) = 1) as c
-            join earliest as e using (event_id)
-            left join relay_counts as r using (event_id)
-            """,
-            window,
-        )
-        for table in ("nostr_events", "event_relay_sightings"):
-            conn.execute(
-                f"delete from {raw}.{table} where created_hour >= $1 and created_hour < $2",
-                window,
-            )
-        conn.execute(
-            f"insert into {raw}.nostr_events by name select * from merged_events order by event_id"
-        )
-        conn.execute(
-            f"insert into {raw}.event_relay_sightings by name "
-            "select * from merged_sightings order by event_id, relay_url"
-        )
-        if fetch_stats is not None:
-            conn.register("incoming_stats", fetch_stats)
-            conn.execute(
-                f"delete from {raw}.relay_fetch_stats "
-                "where created_hour >= $1 and created_hour < $2",
-                window,
-            )
-            conn.execute(
-                f"insert into {raw}.relay_fetch_stats by name select * from incoming_stats"
-            )
-            conn.unregister("incoming_stats")
-        n_events = scalar(conn, "select count(*) from merged_events")
-        n_sightings = scalar(conn, "select count(*) from merged_sightings")
-        conn.execute("drop table merged_events")
-        conn.execute("drop table merged_sightings")
-        conn.execute("commit")
-    except BaseException:
-        conn.execute("rollback")
-        raise
+        for part in range(slices):
+            conn.execute("begin transaction")
+            try:
+                merged = _merge_slice(conn, window, f"hash(event_id) % {slices} = {part}")
+                if part == slices - 1 and fetch_stats is not None:
+                    _replace_fetch_stats(conn, window, fetch_stats)
+                conn.execute("commit")
+            except BaseException:
+                conn.execute("rollback")
+                raise
+            totals[0] += merged[0]
+            totals[1] += merged[1]
     finally:
         for name in ("incoming_events", "incoming_sightings"):
             conn.unregister(name)
-    return n_events, n_sightings
+    return totals[0], totals[1]
+
+
+def _replace_fetch_stats(conn: duckdb.DuckDBPyConnection, window: list[datetime], rows) -> None:
+    conn.register("incoming_stats", rows)
+    try:
+        conn.execute(
+            f"delete from {RAW_SCHEMA}.relay_fetch_stats "
+            "where created_hour >= $1 and created_hour < $2",
+            window,
+        )
+        conn.execute(
+            f"insert into {RAW_SCHEMA}.relay_fetch_stats by name select * from incoming_stats"
+        )
+    finally:
+        conn.unregister("incoming_stats")
+
+
+def _merge_slice(
+    conn: duckdb.DuckDBPyConnection, window: list[datetime], in_slice: str
+) -> tuple[int, int]:
+    """Replace the stored rows of one slice of the window's event ids by their union with the
+    incoming ones, each row keeping its earliest ``first_seen_at``."""
+    raw = RAW_SCHEMA
+    stored = f"created_hour >= $1 and created_hour < $2 and {in_slice}"
+    conn.execute(
+        f"""
+        create or replace temp table merged_sightings as
+        select event_id, relay_url, any_value(created_hour) as created_hour,
+               min(first_seen_at) as first_seen_at
+        from (
+            select * from {raw}.event_relay_sightings where {stored}
+            union all by name
+            select * from incoming_sightings where {in_slice}
+        )
+        group by event_id, relay_url
+        """,
+        window,
+    )
+    conn.execute(
+        f"""
+        create or replace temp table merged_events as
+        with candidates as (
+            select * exclude (relay_count) from {raw}.nostr_events where {stored}
+            union all by name
+            select * from incoming_events where {in_slice}
+        ),
+        earliest as (
+            select event_id, min(first_seen_at) as first_seen_at
+            from candidates group by event_id
+        ),
+        relay_counts as (
+            select event_id, count(*)::integer as relay_count
+            from merged_sightings group by event_id
+        )
+        select c.* replace (e.first_seen_at as first_seen_at),
+               coalesce(r.relay_count, 0)::integer as relay_count
+        from (select * from candidates qualify row_number() over (
+                  partition by event_id order by first_seen_at) = 1) as c
+        join earliest as e using (event_id)
+        left join relay_counts as r using (event_id)
+        """,
+        window,
+    )
+    for table in ("nostr_events", "event_relay_sightings"):
+        conn.execute(f"delete from {raw}.{table} where {stored}", window)
+    conn.execute(
+        f"insert into {raw}.nostr_events by name select * from merged_events order by event_id"
+    )
+    conn.execute(
+        f"insert into {raw}.event_relay_sightings by name "
+        "select * from merged_sightings order by event_id, relay_url"
+    )
+    counts = (
+        scalar(conn, "select count(*) from merged_events"),
+        scalar(conn, "select count(*) from merged_sightings"),
+    )
+    conn.execute("drop table merged_events")
+    conn.execute("drop table merged_sightings")
+    return counts
