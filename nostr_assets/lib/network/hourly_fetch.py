@@ -11,7 +11,7 @@ keeps one-hour spans and bounded memory, and a quiet one is fetched a day at a t
 
 Several spans are in flight at once (sharing one bound on open connections), and finished
 spans are landed in a worker thread while the next ones are still being fetched. Hours are
-landed in order, consecutive finished hours in one transaction, so an interrupted backfill
+landed in order, consecutive finished hours together, so an interrupted backfill
 keeps every hour it landed.
 """
 
@@ -42,7 +42,7 @@ class CrawledHour:
 
 @dataclass
 class LandedBatch:
-    """Consecutive hours landed in one transaction."""
+    """Consecutive hours landed together (one call of ``land``)."""
 
     hours: list[CrawledHour]
     events: int  # rows of these hours in the warehouse after landing
@@ -53,10 +53,10 @@ class LandedBatch:
 # consecutive crawled hours -> (events, sightings) now stored for them
 LandHours = Callable[[list[CrawledHour]], tuple[int, int]]
 
-# Landing costs about 90 ms per transaction whatever its size (bench_backfill: 168 one-hour
-# transactions took 16 s), so finished hours are landed together, up to this many hours or
-# events: DuckDB's memory for one transaction grows with its rows (11 hours of 1,700 events,
-# with their contact lists, took it from 250 MB to 1 GB; hour by hour, to 500 MB).
+# Landing costs about 90 ms per call whatever its size (bench_backfill: 168 one-hour landings
+# took 16 s), so finished hours are landed together, up to this many hours or events: the rows
+# of a landing are built at once, as Python columns and Arrow tables (11 hours of 1,700 events
+# with their contact lists took the process from 250 MB to 1 GB; hour by hour, to 500 MB).
 MAX_HOURS_PER_BATCH = 24
 MAX_EVENTS_PER_BATCH = 5_000
 # A span's events are held until it lands: about 2 kB each with their sightings, so two spans of
@@ -139,10 +139,10 @@ async def fetch_hours(
                 batch.extend(in_flight.popleft().result())
             for crawled in batch:
                 densest = max(densest or 0, len(crawled.result.events))
-            for transaction in landing_batches(batch):
+            for landing in landing_batches(batch):
                 started = time.perf_counter()
-                events, sightings = await asyncio.to_thread(land, transaction)
-                yield LandedBatch(transaction, events, sightings, time.perf_counter() - started)
+                events, sightings = await asyncio.to_thread(land, landing)
+                yield LandedBatch(landing, events, sightings, time.perf_counter() - started)
             start_spans()
     finally:
         for task in in_flight:
@@ -150,7 +150,7 @@ async def fetch_hours(
 
 
 def landing_batches(hours: list[CrawledHour]) -> list[list[CrawledHour]]:
-    """Consecutive crawled hours cut into transactions of at most ``MAX_HOURS_PER_BATCH``
+    """Consecutive crawled hours cut into landings of at most ``MAX_HOURS_PER_BATCH``
     hours and, beyond their first hour, ``MAX_EVENTS_PER_BATCH`` events."""
     batches: list[list[CrawledHour]] = []
     events = 0

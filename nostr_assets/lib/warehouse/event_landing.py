@@ -1,8 +1,9 @@
 """Landing one crawled hour in DuckDB: events, sightings and per-relay fetch stats.
 
 Events are immutable once their id and signature verify, so a re-crawl can only add to what an
-earlier crawl saw. The window is therefore replaced, in one transaction, by the union of the
-stored rows and the new ones, keeping each row's earliest `first_seen_at`:
+earlier crawl saw. The window is therefore replaced, slice of event ids by slice (one
+transaction each), by the union of the stored rows and the new ones, keeping each row's
+earliest `first_seen_at`:
 re-materialising gives identical rows, and a relay that is down during a re-run does not erase
 what it served before.
 """
