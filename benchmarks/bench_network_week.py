@@ -22,10 +22,11 @@ silent relay's 15 s again, 2,500 relays x 2 hours took 443 s (about 10 hours for
 Then (concurrency 256; a relay that failed is not asked again in the same run) 2,500 relays x 12
 hours at 2,000 events an hour took 158 s, about 37 minutes for the full week. Now, with hours
 fetched in spans of up to a day per relay (lib/network/hourly_fetch.py), the full week takes
-185 s (157 s of CPU, every reachable event landed). Peak RSS is 1.8 GB and grows with the
-warehouse (about 9 MB an hour of this farm): DuckDB holds the primary-key indexes of
-raw.nostr_events and raw.event_relay_sightings in memory while landing. --max-seconds (default
-12 h) bounds a run; a scaled run prints a linear extrapolation to 168 hours.
+187 s (158 s of CPU, every reachable event landed) at 1.3 GB peak RSS: the Dagster process,
+the crawl of two spans, and DuckDB within NOSTR_DUCKDB_MEMORY_MB (512). Without that limit
+DuckDB kept what the backfill wrote cached, about 9 MB an hour: 1.8 GB for the week.
+--max-seconds (default 12 h) bounds a run; a scaled run prints a linear extrapolation to 168
+hours.
 """
 
 from __future__ import annotations
