@@ -16,9 +16,23 @@ from pathlib import Path
 os.environ.setdefault("NOSTR_PARTITIONS_START", "2024-01-01-00:00")
 
 import pytest
+from hypothesis import HealthCheck, settings
 from relays import RelayHandle, make_events, start_relay
 
 from nostr_assets.lib.protocol.event import Event
+
+# Property-based tests run a fixed, bounded number of examples, derandomized so that a red CI
+# run fails the same way on every machine; `HYPOTHESIS_PROFILE=deep` explores ten times further.
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("deep", parent=settings.get_profile("ci"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
