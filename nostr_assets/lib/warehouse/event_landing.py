@@ -16,7 +16,7 @@ import duckdb
 
 from nostr_assets.lib.network.crawler import CrawlResult
 from nostr_assets.lib.warehouse.landing import Rows, arrow_table
-from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, scalar
+from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, scalar, transaction
 from nostr_assets.lib.warehouse.tables.event_relay_sightings import sighting_rows
 from nostr_assets.lib.warehouse.tables.nostr_events import Columns, event_rows
 
@@ -76,15 +76,10 @@ def land_window(
     conn.register("incoming_sightings", sightings)
     try:
         for part in range(slices):
-            conn.execute("begin transaction")
-            try:
+            with transaction(conn):
                 merged = _merge_slice(conn, window, f"hash(event_id) % {slices} = {part}")
                 if part == slices - 1 and fetch_stats is not None:
                     _replace_fetch_stats(conn, window, fetch_stats)
-                conn.execute("commit")
-            except BaseException:
-                conn.execute("rollback")
-                raise
             totals[0] += merged[0]
             totals[1] += merged[1]
     finally:

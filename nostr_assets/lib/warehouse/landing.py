@@ -8,7 +8,7 @@ from typing import TypeAlias
 import duckdb
 import pyarrow as pa
 
-from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA
+from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, transaction
 from nostr_assets.lib.warehouse.tables import RAW_TABLES
 
 Rows: TypeAlias = pa.Table | list[dict] | dict[str, list]
@@ -56,19 +56,16 @@ def replace_window(
     if time_column != RAW_TABLES[table].time_column:
         raise ValueError(f"raw.{table} is partitioned by {RAW_TABLES[table].time_column}")
     rows = arrow_table(conn, table, rows)
-    conn.execute("begin transaction")
+    spare = f" and not ({keep})" if keep else ""
+    conn.register("_incoming_rows", rows)
     try:
-        spare = f" and not ({keep})" if keep else ""
-        conn.execute(
-            f"delete from {RAW_SCHEMA}.{table} "
-            f"where {time_column} >= ? and {time_column} < ?{spare}",
-            [start, end],
-        )
-        conn.register("_incoming_rows", rows)
-        conn.execute(f"insert into {RAW_SCHEMA}.{table} by name select * from _incoming_rows")
+        with transaction(conn):
+            conn.execute(
+                f"delete from {RAW_SCHEMA}.{table} "
+                f"where {time_column} >= ? and {time_column} < ?{spare}",
+                [start, end],
+            )
+            conn.execute(f"insert into {RAW_SCHEMA}.{table} by name select * from _incoming_rows")
+    finally:
         conn.unregister("_incoming_rows")
-        conn.execute("commit")
-    except BaseException:
-        conn.execute("rollback")
-        raise
     return len(rows)

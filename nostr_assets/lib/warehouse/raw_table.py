@@ -8,6 +8,8 @@ and the upgrade compares the warehouse with it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -57,6 +59,24 @@ def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
     if row is None:
         raise LookupError(f"no row from: {sql}")
     return row[0]
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: committed when the block ends, rolled back when it raises.
+
+    A commit that fails (disk full, file too large) leaves no transaction behind: DuckDB has
+    already aborted it, and a rollback then fails with "no transaction is active". That second
+    error must not take the place of the first, which is the one that says what went wrong.
+    """
+    conn.execute("begin transaction")
+    try:
+        yield
+        conn.execute("commit")
+    except BaseException:
+        with suppress(duckdb.Error):
+            conn.execute("rollback")
+        raise
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import duckdb
 
-from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, SchemaMismatch, plan_upgrade, scalar
+from nostr_assets.lib.warehouse.raw_table import (
+    RAW_SCHEMA,
+    SchemaMismatch,
+    plan_upgrade,
+    scalar,
+    transaction,
+)
 from nostr_assets.lib.warehouse.tables import RAW_TABLES
 
 
@@ -36,16 +42,11 @@ def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     if problems:
         database = scalar(conn, "select current_database()")
         raise SchemaMismatch(database, problems)
-    conn.execute("begin transaction")
-    try:
+    with transaction(conn):
         conn.execute(f"create schema if not exists {RAW_SCHEMA}")
         for table in RAW_TABLES.values():
             if table.name not in existing:
                 conn.execute(table.create_sql())
         for statement in upgrades:
             conn.execute(statement)
-        conn.execute("commit")
-    except BaseException:
-        conn.execute("rollback")
-        raise
     return upgrades
