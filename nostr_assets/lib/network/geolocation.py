@@ -11,6 +11,9 @@ row carries the edition and build time of the databases it came from, so a mart 
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,10 +77,28 @@ def asn_database_in(directory: Path | str) -> Path | None:
     return next((directory / n for n in ASN_DB_NAMES if (directory / n).is_file()), None)
 
 
+def _open_private_copy(path: Path) -> geoip2.database.Reader:
+    """A reader on a copy of ``path`` that no one else can name.
+
+    The reader memory-maps its file, and a mapped file truncated or rewritten in place (by
+    `make geoip`, a cron job, an editor) kills the process with SIGBUS on the next lookup. The
+    copy is unlinked as soon as it is mapped: the mapping keeps it alive, nothing can rewrite
+    it, and its pages stay in the page cache rather than in the process's own memory, as they
+    would with maxminddb's MODE_MEMORY (60 to 130 MB for a city database).
+    """
+    handle, copy = tempfile.mkstemp(prefix="nostr-geoip-", suffix=".mmdb")
+    try:
+        with os.fdopen(handle, "wb") as out, path.open("rb") as source:
+            shutil.copyfileobj(source, out, 1 << 20)
+        return geoip2.database.Reader(copy, locales=["en"])
+    finally:
+        os.unlink(copy)
+
+
 def _open(path: Path, kind: str) -> tuple[geoip2.database.Reader, str, datetime]:
     if not path.is_file():
         raise GeoDatabaseMissing(path, f"GeoIP {kind} database")
-    reader = geoip2.database.Reader(str(path), locales=["en"])
+    reader = _open_private_copy(path)
     meta = reader.metadata()
     # geoip2 checks the type on every lookup; checking once here gives a clear error early
     # (an ASN file passed as the city database, say) instead of a TypeError per relay.

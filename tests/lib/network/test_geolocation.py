@@ -9,6 +9,8 @@ message that says how to get a database; unknown addresses must give rows of Non
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -203,3 +205,35 @@ def test_dbip_city_lite_is_readable() -> None:
         assert row.latitude is not None and row.longitude is not None
         assert geo.locate("2606:4700:4700::1111").country_code is not None
         assert geo.locate("10.1.2.3").country_code is None
+
+
+OVERWRITE_CHILD = """
+import sys
+from nostr_assets.lib.network.geolocation import GeoLocator
+city = sys.argv[1]
+with GeoLocator(city) as geo:
+    # `make geoip` or a cron job replaces the file in place while the reader is open.
+    with open(city, "r+b") as f:
+        f.truncate(0)
+    try:
+        row = geo.locate("203.0.113.7")
+        print("answered", row.country_code)
+    except Exception as error:
+        print("refused", type(error).__name__)
+"""
+
+
+def test_a_database_overwritten_under_an_open_reader_does_not_kill_the_process(
+    tmp_path: Path,
+) -> None:
+    city = write_city_db(tmp_path / "GeoLite2-City.mmdb", CITIES)
+    child = subprocess.run(
+        [sys.executable, "-c", OVERWRITE_CHILD, str(city)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # A memory-mapped file truncated under the reader kills the process with SIGBUS (-7).
+    assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
+    # The reader holds its own copy: the lookup still answers from the file as it was opened.
+    assert child.stdout.strip() == "answered NL"
