@@ -2,9 +2,11 @@
 
 ``resolve_guarded`` resolves the host and refuses private, loopback, link-local (cloud metadata
 at 169.254.169.254), multicast and reserved targets, so that a published relay list cannot make
-the crawler probe the network it runs in. Tests set ``allow_private=True`` to reach a relay on
-127.0.0.1. Callers should connect to one of the addresses returned rather than resolve the
-name again: a second lookup could answer differently (DNS rebinding).
+the crawler probe the network it runs in; an IPv6 address that wraps an IPv4 one (mapped,
+NAT64, 6to4) is judged as the address it wraps, and tunnels it cannot see through are refused.
+Tests set ``allow_private=True`` to reach a relay on 127.0.0.1. Callers should connect to one of
+the addresses returned rather than resolve the name again: a second lookup could answer
+differently (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ _RULES: tuple[tuple[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ..
             "100.64.0.0/10",
             "fc00::/7",
             "fec0::/10",
+            # Local-use NAT64 (RFC 8215): a translator inside one operator's network, and
+            # where the IPv4 address sits depends on the prefix length that operator chose
+            # (/48 to /96, RFC 6052), so there is nothing sure to look inside.
+            "64:ff9b:1::/48",
         ),
     ),
     (
@@ -62,13 +68,32 @@ _RULES: tuple[tuple[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ..
             "240.0.0.0/4",  # future use, and 255.255.255.255 broadcast
             "2001:db8::/32",
             "3fff::/20",  # documentation (RFC 3849, RFC 9637)
-            "100::/64",  # discard-only
-            "::/96",  # deprecated IPv4-compatible addresses
+            # Everything outside 2000::/3, the only IPv6 space allocated for global unicast
+            # (RFC 4291, section 2.4), as 240.0.0.0/4 for IPv4: this takes in the deprecated
+            # IPv4-compatible ::/96, discard-only 100::/64 and every unassigned block. The
+            # ranges with their own reason above (fc00::/7, fe80::/10, ff00::/8 ...) and the
+            # IPv4 wrappings in _EMBEDDED are matched first.
+            "::/3",
+            "4000::/2",
+            "8000::/1",
+            # IETF protocol assignments (RFC 2928), as 192.0.0.0/24 above; it holds Teredo
+            # (2001::/32) and benchmarking (2001:2::/48). Teredo is refused rather than looked
+            # inside: it tunnels to a client behind NAT (RFC 4380) whose IPv4 address is stored
+            # XORed and is the NAT's outside address, not the host's, so judging it proves
+            # little, and a public relay does not live behind a client tunnel.
+            "2001::/23",
         ),
     ),
 )
-# IPv6 prefixes that carry an IPv4 address inside: judge the IPv4 address.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 prefixes that carry an IPv4 address inside, with the shift that brings it to the low 32
+# bits: such an address is judged as the IPv4 address it carries, so 127.0.0.1 is loopback
+# however it is wrapped. Checked before _RULES.
+_EMBEDDED: tuple[tuple[ipaddress.IPv6Network, int], ...] = (
+    (ipaddress.IPv6Network("::ffff:0:0/96"), 0),  # IPv4-mapped (RFC 4291)
+    (ipaddress.IPv6Network("::ffff:0:0:0/96"), 0),  # IPv4-translated, SIIT (RFC 2765)
+    (ipaddress.IPv6Network("64:ff9b::/96"), 0),  # well-known NAT64 prefix (RFC 6052)
+    (ipaddress.IPv6Network("2002::/16"), 80),  # 6to4: bits 16..47 (RFC 3056)
+)
 
 
 def classify_address(ip: str) -> str | None:
@@ -81,11 +106,10 @@ def classify_address(ip: str) -> str | None:
     except ValueError:
         return "invalid"
     if isinstance(addr, ipaddress.IPv6Address):
-        embedded = addr.ipv4_mapped or addr.sixtofour
-        if embedded is None and addr in _NAT64:
-            embedded = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
-        if embedded is not None:
-            return classify_address(str(embedded))
+        for prefix, shift in _EMBEDDED:
+            if addr in prefix:
+                embedded = ipaddress.IPv4Address(int(addr) >> shift & 0xFFFFFFFF)
+                return classify_address(str(embedded))
     for reason, networks in _RULES:
         if any(addr.version == net.version and addr in net for net in networks):
             return reason
