@@ -3,8 +3,9 @@
 It exists only to inject faults that a real server (the PyPI nostr-relay used elsewhere in the
 tests) will not produce on demand: a disconnect in the middle of a stream, garbage frames, a
 stall without EOSE, a silent cap of a few events per REQ, ``until`` treated inclusively or
-exclusively at will, CLOSED with a chosen prefix, frames larger than the client accepts, and
-events with bad signatures. Everything else about a relay is deliberately absent.
+exclusively at will, CLOSED with a chosen prefix, frames larger than the client accepts,
+events with bad signatures, and EVENTs for subscriptions never opened or already ended.
+Everything else about a relay is deliberately absent.
 
 Use inside a running event loop::
 
@@ -38,6 +39,10 @@ class FaultRelay:
     oversized_after: int | None = None  # after N events, send one frame of oversized_bytes
     oversized_bytes: int = 2_000_000
     auth_challenge: str | None = None  # sent as AUTH when a client connects
+    on_connect: list[str] = field(default_factory=list)  # frames sent as a client connects
+    # Sent as EVENTs for no open subscription: before each EOSE under an id never opened, and
+    # before answering each REQ but the first under the id of the REQ before (already ended).
+    stray: Event | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)  # every filter received
     # Seconds before each REQ is answered; REQs are then answered side by side, and the most
     # answered at once is recorded in max_reqs_at_once.
@@ -46,6 +51,7 @@ class FaultRelay:
 
     async def __aenter__(self) -> FaultRelay:
         self._sent = 0
+        self._last_sub: str | None = None
         self._closed_count = 0
         self._reqs_at_once = 0
         self._answering: set[asyncio.Task] = set()
@@ -84,6 +90,8 @@ class FaultRelay:
     async def _handle(self, ws: ServerConnection) -> None:
         if self.auth_challenge is not None:
             await ws.send(json.dumps(["AUTH", self.auth_challenge]))
+        for frame in self.on_connect:
+            await ws.send(frame)
         async for frame in ws:
             message = json.loads(frame)
             if message[0] == "COUNT" and self.count_supported:
@@ -94,6 +102,9 @@ class FaultRelay:
                 continue
             sub, flt = message[1], message[2]
             self.requests.append(flt)
+            if self.stray is not None and self._last_sub is not None:
+                await ws.send(self._event_frame(self._last_sub, self.stray))
+            self._last_sub = sub
             if self.round_trip:
                 task = asyncio.create_task(self._answer_later(ws, sub, flt))
                 self._answering.add(task)  # held, so the loop does not collect it mid-answer
@@ -119,7 +130,13 @@ class FaultRelay:
                 return
             for garbage in self.garbage_before_eose:
                 await ws.send(garbage)
+            if self.stray is not None:
+                await ws.send(self._event_frame("never-opened", self.stray))
             await ws.send(json.dumps(["EOSE", sub]))
+
+    @staticmethod
+    def _event_frame(sub: str, event: Event) -> str:
+        return f'["EVENT",{json.dumps(sub)},{encode_event(event).decode()}]'
 
     async def _answer_later(self, ws: ServerConnection, sub: str, flt: dict[str, Any]) -> None:
         self._reqs_at_once += 1

@@ -18,6 +18,7 @@ renamed as (
         invalid_signatures,
         invalid_other,
         bad_frames,
+        stray_events,
         pages,
         possibly_truncated as is_possibly_truncated,
         eose_received as is_eose_received,

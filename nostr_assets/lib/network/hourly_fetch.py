@@ -218,7 +218,8 @@ def _hour_stats(window: WindowStats, i: int, start: int, events: int) -> WindowS
         truncated_seconds=seconds,
     )
     if i:
-        row.duplicates = row.out_of_filter = row.invalid_ids = row.invalid_signatures = 0
+        row.duplicates = row.out_of_filter = row.stray_events = 0
+        row.invalid_ids = row.invalid_signatures = 0
         row.invalid, row.bad_frames = Counter(), Counter()
         row.pages = row.split_seconds = row.bytes_received = 0
         row.notices = []

@@ -79,12 +79,19 @@ class RelayProbe:
         return asdict(self)
 
 
+PROBE_SUBSCRIPTION = "probe"
+
+
 async def _read_rtt(ws, config: ClientConfig) -> float:
-    """Time from a REQ for one event to its first EVENT, EOSE or CLOSED."""
+    """Time from a REQ for one event to its first EVENT, EOSE or CLOSED.
+
+    Only answers to this REQ's subscription count: anything else a relay sends (frames queued
+    before the REQ, other subscriptions) would make the round trip look faster than it is.
+    """
     start = time.perf_counter()
     # kinds [1]: some relays (nostr-relay among them) answer a filter with only a limit with
     # nothing at all; every relay holds notes.
-    await ws.send(encode_req("probe", {"kinds": [1], "limit": 1}), text=True)
+    await ws.send(encode_req(PROBE_SUBSCRIPTION, {"kinds": [1], "limit": 1}), text=True)
     async with asyncio.timeout(config.idle_timeout):
         while True:
             frame = await ws.recv()
@@ -92,9 +99,12 @@ async def _read_rtt(ws, config: ClientConfig) -> float:
                 message = decode_relay_message(frame, config.max_frame_bytes)
             except BadFrame:
                 continue
-            if isinstance(message, EventMessage | EoseMessage | ClosedMessage):
+            if (
+                isinstance(message, EventMessage | EoseMessage | ClosedMessage)
+                and message.subscription_id == PROBE_SUBSCRIPTION
+            ):
                 elapsed = (time.perf_counter() - start) * 1000
-                await ws.send(encode_close("probe"), text=True)
+                await ws.send(encode_close(PROBE_SUBSCRIPTION), text=True)
                 return elapsed
 
 

@@ -60,6 +60,9 @@ class WindowStats:
     events: int = 0
     duplicates: int = 0
     out_of_filter: int = 0
+    # EVENTs for no open subscription: one never opened, or one already ended (after its EOSE
+    # or CLOSED, or ours). Not taken, since no filter vouches for them, but counted.
+    stray_events: int = 0
     invalid: Counter = field(default_factory=Counter)
     invalid_ids: int = 0
     invalid_signatures: int = 0
@@ -285,6 +288,8 @@ class WindowReader:
                     target = pending.get(fast[0])
                     if target is not None:
                         self._event(fast[1], target)
+                    else:
+                        self.stats.stray_events += 1
                     continue
                 try:
                     message = decode_relay_message(frame)
@@ -301,6 +306,8 @@ class WindowReader:
                             self.stats.invalid[error.reason] += 1
                             continue
                         self._event(event, target)
+                    case EventMessage():
+                        self.stats.stray_events += 1
                     case EoseMessage(sid) if sid in pending:
                         self.stats.eose_received = True
                         del pending[sid]
@@ -314,7 +321,7 @@ class WindowReader:
                             self.stats.notices.append(text[:300])
                     case AuthMessage(challenge):
                         self.stats.auth_challenge = challenge[:200]
-                # Anything else (OK, COUNT, frames of subscriptions already closed) is ignored.
+                # Anything else (OK, COUNT, EOSE or CLOSED of other subscriptions) is ignored.
                 if not pending:
                     return closed
         finally:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fault_relay import FaultRelay
 
 from nostr_assets.lib.network.connection import ClientConfig
 from nostr_assets.lib.network.probe import probe_relay
+from nostr_assets.lib.protocol.event import encode_event
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,3 +40,22 @@ def test_probe_of_a_closed_port():
     assert not probe.reachable and probe.error_class == "connection_refused"
     assert probe.nip11 is not None and probe.nip11.error
     assert probe.to_dict()["relay_url"] == "ws://127.0.0.1:1"
+
+
+def test_the_read_round_trip_is_timed_to_the_probes_own_answer(test_events):
+    """Answers for other subscriptions, sent before the REQ is even read, are not the answer:
+    a relay could otherwise fake a fast read round trip."""
+
+    async def scenario():
+        event = test_events[0]
+        early = [
+            f'["EVENT","other",{encode_event(event).decode()}]',
+            '["EOSE","other"]',
+            '["CLOSED","other","error: not yours"]',
+        ]
+        async with FaultRelay([event], round_trip=0.5, on_connect=early) as relay:
+            return await probe_relay(relay.url, config=CONFIG)
+
+    probe = asyncio.run(scenario())
+    assert probe.reachable and probe.error_class is None
+    assert probe.rtt_read_ms >= 450

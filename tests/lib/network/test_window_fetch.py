@@ -391,3 +391,17 @@ def test_a_dense_second_counted_complete_skips_the_sweep_over_every_author(count
     dense_authors = {e.pubkey for e in dense}
     swept = [f for f in relay.requests if set(f.get("authors", [])) - dense_authors]
     assert bool(swept) is not count_supported
+
+
+def test_events_for_no_open_subscription_are_counted_not_taken():
+    events = signed(12, lambda i: SINCE + 60 * i)
+    stray = signed(1, SINCE + 30, key=1)[0]  # in the window, but no filter of ours asked for it
+    relay = FaultRelay(events, cap=5, stray=stray)
+    stats, state = run(relay)
+    assert stats.events == 12 and stats.error_class is None
+    assert stray.id not in state.events
+    # One under an id never opened per REQ, one for the REQ before (already ended) per REQ
+    # but the first.
+    requests = len(relay.requests)
+    assert requests >= 3
+    assert stats.stray_events == 2 * requests - 1

@@ -22,6 +22,7 @@ TABLE = RawTable(
         invalid_signatures   integer not null,
         invalid_other        integer not null,
         bad_frames           integer not null,
+        stray_events         integer not null default 0, -- EVENTs for no open subscription
         pages                integer not null,
         possibly_truncated   boolean not null,
         eose_received        boolean not null,
@@ -50,6 +51,7 @@ def fetch_stats_rows(hour: datetime, fetched_at: datetime, stats: Iterable[Windo
                 "invalid_signatures": s.invalid_signatures,
                 "invalid_other": sum(s.invalid.values()) - s.invalid_ids - s.invalid_signatures,
                 "bad_frames": sum(s.bad_frames.values()),
+                "stray_events": s.stray_events,
                 "pages": s.pages,
                 "possibly_truncated": s.possibly_truncated,
                 "eose_received": s.eose_received,
