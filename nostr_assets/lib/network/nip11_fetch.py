@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
+from nostr_assets.lib.network.content_encoding import TOO_LARGE, BodyRefused, decode_body
 from nostr_assets.lib.protocol.nip11 import Nip11Info, parse_nip11
 from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl, host_and_port, normalize_relay_url
 
@@ -76,7 +77,7 @@ async def _get(
     request = client.build_request(
         "GET",
         f"{scheme}://{literal}:{port}{path or '/'}",
-        # identity: the cap counts the bytes that arrive, before any decompression.
+        # identity: we would rather have no compression than decode it (see content_encoding).
         headers={"Accept": NIP11_ACCEPT, "Host": authority, "Accept-Encoding": "identity"},
         extensions={"sni_hostname": host} if tls else {},
     )
@@ -89,20 +90,26 @@ async def _get(
             return
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_bytes:
-            result.error = "too_large"
+            result.error = TOO_LARGE
             return
-        # A server that compresses anyway is decoded chunk by chunk, still under the cap.
-        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
-        chunks = response.aiter_bytes() if encoded else response.aiter_raw()
+        # Raw bytes only: httpx's own decoders inflate a whole chunk at once, and one chunk of a
+        # compressed answer can inflate to gigabytes. The raw body is capped as it arrives,
+        # then decode_body undoes any coding without ever producing much more than the cap.
         body = bytearray()
-        async for chunk in chunks:
+        async for chunk in response.aiter_raw():
             body += chunk
             if len(body) > max_bytes:
-                result.error = "too_large"
+                result.error = TOO_LARGE
                 return
+        encoding = response.headers.get("content-encoding")
     finally:
         await response.aclose()
-    result.raw = bytes(body).decode("utf-8", "replace")
+    try:
+        decoded = decode_body(bytes(body), encoding, max_bytes)
+    except BodyRefused as exc:
+        result.error = exc.code
+        return
+    result.raw = decoded.decode("utf-8", "replace")
     result.document, result.info, result.error = parse_nip11(result.raw)
 
 
@@ -118,8 +125,11 @@ async def fetch_nip11(
 
     ``timeout`` bounds the whole fetch (DNS, connect, body), so a server that drips one byte a
     second cannot hold a worker. ``rtt_ms`` is the time from sending the request to the end of
-    the body, including the connection. ``max_bytes`` caps the body as decoded, so a compressed
-    answer cannot expand past it by more than one chunk.
+    the body, including the connection. ``max_bytes`` caps the body both as it arrives and as
+    decoded: a server that compresses although asked not to is decoded by bounded decoders, so
+    no answer makes the process hold much more than ``max_bytes`` of it. Such an answer can also
+    fail with ``unsupported_encoding`` (a coding we cannot decode within the cap: zstd, unknown
+    names, brotli without a bounded decoder) or ``bad_encoding`` (corrupt or truncated data).
     """
     try:
         canonical = normalize_relay_url(url)

@@ -2,8 +2,10 @@
 
 A real nostr-relay on 127.0.0.1 serves a real document; the address guard refuses that same
 relay when private addresses are not allowed; a small fault-injecting HTTP server produces what
-no healthy relay does on demand (oversized, non-JSON, slow, redirecting, non-UTF-8 answers); and
-``parse_nip11`` is fed malformed documents directly. Nothing here may make ``fetch_nip11`` raise.
+no healthy relay does on demand (oversized, non-JSON, slow, redirecting, non-UTF-8 answers, and
+compressed ones although the client asked for identity: valid, corrupt, of unknown codings, and
+decompression bombs); and ``parse_nip11`` is fed malformed documents directly. Nothing here may
+make ``fetch_nip11`` raise, and no answer may make it hold much more than ``max_bytes``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,19 @@ import gzip
 import json
 import threading
 import time
+import tracemalloc
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from relays import free_port, start_relay
 
+from nostr_assets.lib.network.content_encoding import (
+    SUPPORTED_CODINGS,
+    TOO_LARGE,
+    BodyRefused,
+    decode_body,
+)
 from nostr_assets.lib.network.nip11_fetch import NIP11_ACCEPT, fetch_nip11
 from nostr_assets.lib.protocol.nip11 import Nip11Info, parse_nip11
 
@@ -42,9 +52,15 @@ def relay_url(tmp_path_factory: pytest.TempPathFactory):
 
 
 class _FaultHandler(BaseHTTPRequestHandler):
-    """A fake relay HTTP endpoint: it exists only to inject faults a real relay won't produce."""
+    """A fake relay HTTP endpoint: it exists only to inject faults a real relay won't produce.
+
+    ``encoded`` maps a path to a pre-built body and the Content-Encoding it is served with (see
+    the ``encoded_answers`` fixture): compression bombs and corrupt streams among them, which no
+    real relay sends, least of all to a client that asked for identity.
+    """
 
     requests: list[dict[str, str | None]] = []
+    encoded: dict[str, tuple[bytes, str]] = {}
 
     def log_message(self, *args: object) -> None:  # keep pytest output quiet
         pass
@@ -95,6 +111,9 @@ class _FaultHandler(BaseHTTPRequestHandler):
             self._send(200, body, Content_Encoding="gzip")
         elif path == "/redirect":
             self._send(302, b"", Location="http://169.254.169.254/latest/meta-data/")
+        elif path in self.encoded:
+            body, coding = self.encoded[path]
+            self._send(200, body, Content_Encoding=coding)
         else:
             self._send(404, b"not found")
 
@@ -113,6 +132,88 @@ def fault_server():
 def fetch(url: str, **kwargs):
     kwargs.setdefault("allow_private", True)
     return asyncio.run(fetch_nip11(url, **kwargs))
+
+
+MAX_BYTES = 256_000  # fetch_nip11's default cap
+BOMB_SIZE = 50 * 1024 * 1024  # what each bomb inflates to: 200 times the cap
+ENCODED_DOC = json.dumps({"name": "encoded", "description": "d" * 2000}).encode()
+
+
+def _zlib_bomb(wbits: int, size: int = BOMB_SIZE) -> bytes:
+    """``size`` spaces compressed by zlib, a megabyte at a time (the bomb never exists inflated)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    block = b" " * (1 << 20)
+    parts = [compressor.compress(block) for _ in range(size // len(block))]
+    return b"".join([*parts, compressor.flush()])
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.fixture(scope="module")
+def encoded_answers(fault_server: str) -> str:
+    """Registers the compressed answers with the fault server, built before any is measured."""
+    gzip_bomb = _zlib_bomb(16 + zlib.MAX_WBITS)
+    half = len(ENCODED_DOC) // 2
+    answers = {
+        "/enc/gzip": (gzip.compress(ENCODED_DOC), "gzip"),
+        "/enc/x-gzip-two-members": (
+            gzip.compress(ENCODED_DOC[:half]) + gzip.compress(ENCODED_DOC[half:]),
+            "x-gzip",
+        ),
+        "/enc/gzip-gzip": (gzip.compress(gzip.compress(ENCODED_DOC)), "gzip, gzip"),
+        "/enc/deflate-zlib": (zlib.compress(ENCODED_DOC), "deflate"),
+        "/enc/deflate-raw": (_raw_deflate(ENCODED_DOC), "deflate"),
+        "/enc/identity-gzip": (gzip.compress(ENCODED_DOC), "Identity, GZIP"),
+        "/bomb/gzip": (gzip_bomb, "gzip"),
+        # The inner layer fits the cap (about 50 kB); only the outer one explodes.
+        "/bomb/gzip-gzip": (gzip.compress(gzip_bomb), "gzip, gzip"),
+        "/bomb/deflate": (_zlib_bomb(zlib.MAX_WBITS), "deflate"),
+        "/bad/gzip-corrupt": (b"\x1f\x8b\x08\x00" + b"\xa5" * 200, "gzip"),
+        "/bad/gzip-truncated": (gzip.compress(ENCODED_DOC)[:-40], "gzip"),
+        "/bad/gzip-trailing-junk": (gzip.compress(ENCODED_DOC) + b"junk", "gzip"),
+        "/bad/deflate-corrupt": (b"\xff" * 200, "deflate"),
+        "/bad/zstd": (b"\x28\xb5\x2f\xfd" + b"\x00" * 50, "zstd"),
+        "/bad/unknown": (ENCODED_DOC, "snappy"),
+        "/bad/gzip-unknown": (gzip.compress(ENCODED_DOC), "gzip, snappy"),
+    }
+    try:
+        import brotli
+    except ImportError:  # brotli is optional (aiohttp's speedups bring it)
+        pass
+    else:
+        compressor = brotli.Compressor(quality=5)
+        block = b" " * (1 << 20)
+        parts = [compressor.process(block) for _ in range(BOMB_SIZE // len(block))]
+        answers["/bomb/br"] = (b"".join([*parts, compressor.finish()]), "br")
+        answers["/enc/br"] = (brotli.compress(ENCODED_DOC), "br")
+        answers["/bad/br-corrupt"] = (b"\xff" * 200, "br")
+        answers["/bad/br-truncated"] = (brotli.compress(b" " * 100_000)[:-2], "br")
+    for body, _ in answers.values():
+        assert len(body) < MAX_BYTES / 4, "every answer must pass the raw cap to be decoded"
+    _FaultHandler.encoded.update(answers)
+    # A process's first fetch imports and caches several megabytes (httpx, h11, asyncio): done
+    # here, so that a memory peak measured later is the decoding's alone, whatever tests run.
+    assert fetch(fault_server + "/ok").error is None
+    return fault_server
+
+
+def _brotli_case(path: str, error: str | None) -> tuple[str, str | None]:
+    """Where brotli cannot bound its output, every br answer is refused instead."""
+    return path, error if "br" in SUPPORTED_CODINGS else "unsupported_encoding"
+
+
+def fetch_measured(url: str, **kwargs):
+    """``fetch`` and the peak of memory Python allocated meanwhile (zlib's output included)."""
+    tracemalloc.start()
+    try:
+        result = fetch(url, **kwargs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
 
 
 @pytest.mark.slow
@@ -183,6 +284,83 @@ def test_asks_for_identity_but_decodes_compressed_answers(fault_server: str) -> 
     result = fetch(fault_server + "/gzip")
     assert (result.error, result.info.name) == (None, "zipped")
     assert result.raw == '{"name": "zipped"}'
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/enc/gzip",
+        "/enc/x-gzip-two-members",
+        "/enc/gzip-gzip",
+        "/enc/deflate-zlib",
+        "/enc/deflate-raw",
+        "/enc/identity-gzip",
+        "/enc/br",
+    ],
+)
+def test_compressed_documents_are_decoded(encoded_answers: str, path: str) -> None:
+    if path not in _FaultHandler.encoded:
+        pytest.skip("brotli is not installed")
+    result = fetch(encoded_answers + path)
+    if path == "/enc/br" and "br" not in SUPPORTED_CODINGS:
+        assert result.error == "unsupported_encoding"
+        return
+    assert result.error is None
+    assert result.raw == ENCODED_DOC.decode()
+    assert result.info.name == "encoded"
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("/bomb/gzip", "too_large"),
+        ("/bomb/gzip-gzip", "too_large"),
+        ("/bomb/deflate", "too_large"),
+        _brotli_case("/bomb/br", "too_large"),
+        ("/bad/gzip-corrupt", "bad_encoding"),
+        ("/bad/gzip-truncated", "bad_encoding"),
+        ("/bad/gzip-trailing-junk", "bad_encoding"),
+        ("/bad/deflate-corrupt", "bad_encoding"),
+        _brotli_case("/bad/br-corrupt", "bad_encoding"),
+        _brotli_case("/bad/br-truncated", "bad_encoding"),
+        ("/bad/zstd", "unsupported_encoding"),
+        ("/bad/unknown", "unsupported_encoding"),
+        ("/bad/gzip-unknown", "unsupported_encoding"),
+    ],
+)
+def test_compression_faults_are_refused_in_bounded_memory(
+    encoded_answers: str, path: str, error: str
+) -> None:
+    if path not in _FaultHandler.encoded:
+        pytest.skip("brotli is not installed")
+    result, peak = fetch_measured(encoded_answers + path, max_bytes=MAX_BYTES)
+    assert (result.error, result.status_code) == (error, 200)
+    assert result.raw is None and result.document is None
+    # A bomb inflates to 50 MiB; the decoders may hold the cap and a step more, not the bomb.
+    assert peak < 5 * MAX_BYTES, f"{path}: peak {peak:,} bytes"
+
+
+@pytest.mark.parametrize("size", [MAX_BYTES, MAX_BYTES + 1])
+def test_decoded_cap_is_exact(size: int) -> None:
+    body = b" " * size
+    encodings = [
+        ("gzip", gzip.compress(body)),
+        ("deflate", zlib.compress(body)),
+        ("deflate", _raw_deflate(body)),
+        ("gzip, gzip", gzip.compress(gzip.compress(body))),
+        (None, body),
+    ]
+    if "br" in SUPPORTED_CODINGS:
+        import brotli
+
+        encodings.append(("br", brotli.compress(body)))
+    for coding, encoded in encodings:
+        if size <= MAX_BYTES:
+            assert decode_body(encoded, coding, MAX_BYTES) == body, coding
+        else:
+            with pytest.raises(BodyRefused) as refused:
+                decode_body(encoded, coding, MAX_BYTES)
+            assert refused.value.code == TOO_LARGE, coding
 
 
 def test_slow_server_times_out_within_budget(fault_server: str) -> None:
