@@ -177,11 +177,17 @@ def _config(args: argparse.Namespace, settings: Settings) -> ClientConfig:
 
 
 def _write_jsonl(path: Path, events) -> None:
+    """Write ``events`` to ``path`` whole or not at all: a full disk leaves neither half a file
+    nor a stray ``.tmp`` beside it."""
     temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as out:
-        for event in events:
-            out.write(encode_event(event) + b"\n")
-    os.replace(temporary, path)  # readers never see half a file
+    try:
+        with temporary.open("wb") as out:
+            for event in events:
+                out.write(encode_event(event) + b"\n")
+        os.replace(temporary, path)  # readers never see half a file
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 T = TypeVar("T")
@@ -239,11 +245,14 @@ def _run_crawl(args: argparse.Namespace, settings: Settings) -> int:
     )
     if tty:
         sys.stderr.write("\n")
+    write_error = None
     if args.out is not None:
         try:
             _write_jsonl(args.out, result.events)
         except OSError as error:
-            raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
+            # Not a usage error, and the crawl is not thrown away: its summary still goes
+            # to stdout, and the message says what was lost.
+            write_error = f"cannot write {args.out}: {error.strerror}"
     summary = {
         "since": since,
         "until": until,
@@ -251,10 +260,17 @@ def _run_crawl(args: argparse.Namespace, settings: Settings) -> int:
         "events": len(result.events),
         "sightings": len(result.sightings),
         "rejected_urls": result.rejected_urls,
-        "out": str(args.out) if args.out is not None else None,
+        "out": str(args.out) if args.out is not None and write_error is None else None,
         "relays": [s.to_dict() for s in result.relay_stats],
     }
     print(json.dumps(summary, indent=2, sort_keys=True))
+    if write_error is not None:
+        print(
+            f"error: {write_error}; the {len(result.events)} events were not saved "
+            "(the summary above is complete)",
+            file=sys.stderr,
+        )
+        return 1
     succeeded = [s for s in result.relay_stats if s.error_class is None or s.events > 0]
     if not succeeded:
         failures = Counter(s.error_class for s in result.relay_stats)

@@ -192,7 +192,8 @@ def test_settings_the_cli_does_not_use_do_not_stop_it(relay_all, monkeypatch, ca
 
 
 def test_command_line_options_are_checked_like_the_settings(capsys):
-    for option, value in [("--concurrency", "0"), ("--timeout", "inf"), ("--kinds", "abc")]:
+    cases = [("--concurrency", "0"), ("--timeout", "inf"), ("--timeout", "nan"), ("--kinds", "abc")]
+    for option, value in cases:
         argv = ["crawl", "--relay", "ws://x.example", "--since", "0", "--until", "1"]
         assert main([*argv, option, value]) == 2
         assert f"argument {option}: {value!r}: expected" in capsys.readouterr().err
@@ -211,3 +212,31 @@ def test_the_cli_reads_kinds_and_private_addresses_from_the_settings(
     assert expected and summary["kinds"] == [7] and summary["events"] == len(expected)
     assert main(["relay-info", relay_all.url]) == 0
     assert json.loads(capsys.readouterr().out)["reachable"] is True
+
+
+FULL_DISK_CHILD = """
+import resource, signal, sys
+from nostr_assets.cli import main
+# The file-size limit makes the kernel refuse writes past 1 kB (EFBIG), as a full disk would.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_failed_write_keeps_the_summary_and_leaves_no_temporary_file(relay_all, tmp_path):
+    out = tmp_path / "events.jsonl"
+    since, until = str(BASE_HOUR), str(BASE_HOUR + HOUR - 1)
+    argv = ["crawl", "--relay", relay_all.url, "--since", since, "--until", until]
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_CHILD, *argv, "--out", str(out), "--allow-private"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    summary = json.loads(done.stdout)  # the crawl is reported, not thrown away
+    assert summary["events"] > 10 and summary["out"] is None
+    assert done.stderr.count("\n") == 1
+    assert "File too large" in done.stderr and f"{summary['events']} events" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its .tmp
