@@ -20,8 +20,10 @@ MAX_URL_LENGTH = 512
 DEFAULT_PORTS = {"ws": 80, "wss": 443}
 
 # Whitespace or control characters inside a URL: never part of a real relay address, and a
-# classic way to smuggle a second host past a naive parser.
-_BAD_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+# classic way to smuggle a second host past a naive parser. Unicode whitespace (\s: U+00A0,
+# U+3000 ...) too, which str.strip() would take off the end of a path ending in one, so that
+# a canonical URL would change when normalised again.
+_BAD_CHARS = re.compile(r"[\x00-\x20\x7f-\x9f\\]|\s")
 # Characters a DNS label may carry once IDNA has turned it into ASCII. Underscore is allowed
 # because some relays are published under names such as ``_relay.example.com``.
 _LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
@@ -51,7 +53,10 @@ def _normalize_host(raw_host: str, url: str) -> tuple[str, bool]:
             return f"[{ipaddress.IPv6Address(literal).compressed}]", True
         except ValueError:
             raise InvalidRelayUrl("bad_host", url) from None
-    host = raw_host.lower()
+    # Every check below runs on the ASCII form, so that each spelling of a host gets one
+    # verdict: "2。1301706433" (an ideographic full stop) and a full-width "127.1" are
+    # the numeric hosts "2.1301706433" and "127.1" once mapped, and must be refused like them.
+    host = raw_host.lower() if raw_host.isascii() else _ascii_host(raw_host, url)
     # "relay.example.com." names the same host as "relay.example.com".
     if host.endswith("."):
         host = host[:-1]
@@ -62,17 +67,28 @@ def _normalize_host(raw_host: str, url: str) -> tuple[str, bool]:
             return str(ipaddress.IPv4Address(host)), False
         except ValueError:
             raise InvalidRelayUrl("bad_host", url) from None
-    if host.isascii():
-        # ASCII names skip the IDNA codec, which refuses the underscores real DNS allows.
-        ascii_host = host
-    else:
-        try:
-            ascii_host = idna.encode(host, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError):
-            raise InvalidRelayUrl("bad_host", url) from None
-    if len(ascii_host) > 253 or not all(_LABEL.match(label) for label in ascii_host.split(".")):
+    if len(host) > 253 or not all(_LABEL.match(label) for label in host.split(".")):
         raise InvalidRelayUrl("bad_host", url)
-    return ascii_host, False
+    return host, False
+
+
+def _ascii_host(host: str, url: str) -> str:
+    """The ASCII spelling of a host with non-ASCII characters, as a browser's URL parser maps it.
+
+    UTS 46 maps case, full-width forms and the ideographic full stop, then each label still not
+    ASCII becomes a punycode A-label. Labels are not put through IDNA2008's stricter rules: those
+    refuse the underscores real DNS allows ("_relay") and emoji, whose A-labels ("xn--ls8h")
+    this module takes as written, so refusing their Unicode spelling would only give one host
+    two verdicts. Whether such a name exists is for DNS to say.
+    """
+    try:
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        return ".".join(
+            label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii")
+            for label in mapped.split(".")
+        )
+    except (idna.IDNAError, UnicodeError):
+        raise InvalidRelayUrl("bad_host", url) from None
 
 
 def normalize_relay_url(url: str) -> str:

@@ -36,6 +36,13 @@ from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl, host_and_port, 
         ("ws://[::1]:7000", "ws://[::1]:7000"),
         ("ws://127.0.0.1:7000", "ws://127.0.0.1:7000"),
         ("wss://_relay.example.com", "wss://_relay.example.com"),
+        # Each spelling of a host gets the ASCII spelling's verdict (issue 10): a trailing
+        # ideographic full stop, an ASCII label beside a Unicode one, full-width digits, emoji.
+        ("wss://bücher.example\u3002", "wss://xn--bcher-kva.example"),
+        ("wss://_relay.bücher.example", "wss://_relay.xn--bcher-kva.example"),
+        ("wss://ab--c.bücher.example", "wss://ab--c.xn--bcher-kva.example"),
+        ("wss://\uff11\uff12\uff17.\uff10.\uff10.\uff11", "wss://127.0.0.1"),
+        ("wss://\U0001f310.example", "wss://xn--wg8h.example"),
     ],
 )
 def test_normalize(url: str, expected: str) -> None:
@@ -79,6 +86,14 @@ def test_normalize(url: str, expected: str) -> None:
         ("wss://-relay.example.com", "bad_host"),
         ("wss://relay.exa$mple.com", "bad_host"),
         ("wss://" + "a" * 64 + ".com", "bad_host"),
+        # Numeric hosts spelled with an ideographic full stop or full-width digits (issue 10:
+        # "2\u30021301706433" came out as "wss://2.1301706433", which was refused next time).
+        ("wss://2\u30021301706433", "bad_host"),
+        ("wss://\uff11\uff12\uff17.\uff11", "bad_host"),
+        ("wss://0x7f\uff0e1", "bad_host"),
+        # Unicode whitespace: str.strip() would take it off a path's end on the next pass.
+        ("wss://relay.example.com/a\u00a0/", "bad_characters"),
+        ("wss://relay\u3000example.com", "bad_characters"),
     ],
 )
 def test_refused_urls(url: object, reason: str) -> None:
