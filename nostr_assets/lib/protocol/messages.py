@@ -187,7 +187,10 @@ def decode_event_frame(frame: bytes | str) -> tuple[str, Event] | None:
     """The fast path for the frame relays send most: ``(subscription id, event)`` when the
     frame is a well-formed EVENT whose event passes every structural check of
     ``event.decode_event``; None for anything else, which then goes through
-    ``decode_relay_message`` and ``decode_event`` so that a refusal gets its exact reason."""
+    ``decode_relay_message`` and ``decode_event`` so that a refusal gets its exact reason.
+
+    An event accepted here is the event ``decode_event`` gives for the same text: a key
+    written twice means its last value on both (``decode_event`` says why)."""
     try:
         _, subscription_id, event = _event_frame.decode(frame)
     except (msgspec.MsgspecError, *_NOT_JSON_ERRORS):

@@ -1,6 +1,7 @@
 """Protects the NIP-01 message codec: every relay message type decodes to what a relay meant,
-the client messages we send are the NIP-01 arrays, and garbage frames become ``BadFrame`` with
-a reason code, never another exception.
+the client messages we send are the NIP-01 arrays, garbage frames become ``BadFrame`` with
+a reason code, never another exception, and the fast EVENT decoder never accepts what the
+precise decoders would not (a key written twice means its last value on both).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import Counter
 import msgspec
 import pytest
 
-from nostr_assets.lib.protocol.event import decode_event, encode_event, sign_event
+from nostr_assets.lib.protocol.event import InvalidEvent, decode_event, encode_event, sign_event
 from nostr_assets.lib.protocol.messages import (
     BAD_FRAME_REASONS,
     AuthMessage,
@@ -24,6 +25,7 @@ from nostr_assets.lib.protocol.messages import (
     NoticeMessage,
     OkMessage,
     RelayMessage,
+    decode_event_frame,
     decode_relay_message,
     encode_close,
     encode_count,
@@ -164,3 +166,61 @@ def test_deeply_nested_frame_is_a_reason_not_a_crash():
     nested = json.dumps(["EVENT", "s", {}])[:-1] + "," + "[" * 5000 + "]" * 5000 + "]"
     with pytest.raises(BadFrame):
         decode_relay_message(nested)
+
+
+# ---- one event text, one verdict on both decoders (issue 10) -----------------------------
+
+LONG_FORM = sign_event(bytes(31) + b"\x09", 1_700_000_000, 30023, [["d", "a"]], "article")
+
+
+def _verdicts(event_text: bytes) -> tuple[object, object]:
+    """(fast path, precise path): each the event, None / a refusal reason."""
+    frame = b'["EVENT","s",' + event_text + b"]"
+    fast = decode_event_frame(frame)
+    message = decode_relay_message(frame)
+    assert isinstance(message, EventMessage)
+    try:
+        precise: object = decode_event(message.event_json)
+    except InvalidEvent as error:
+        precise = error.reason
+    return (fast[1] if fast else None), precise
+
+
+def _repeat(event_text: bytes, key: bytes, first: bytes) -> bytes:
+    """The text with ``"key":first`` written before the key's real occurrence."""
+    return event_text.replace(
+        b'"' + key + b'":', b'"' + key + b'":' + first + b',"' + key + b'":', 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "first"),
+    [
+        (b"kind", b"30023067219"),  # the case of issue 10: out of range, then the real kind
+        (b"kind", b"-1"),
+        (b"created_at", b"-5"),
+        (b"created_at", b"99999999999999999999999"),
+        (b"id", b'"NOT HEX"'),
+        (b"sig", b'""'),
+        (b"content", b'"forged"'),
+    ],
+)
+def test_a_repeated_key_means_its_last_value_on_both_paths(key, first):
+    text = _repeat(encode_event(LONG_FORM), key, first)
+    assert text.count(b'"' + key + b'":') == 2
+    assert _verdicts(text) == (LONG_FORM, LONG_FORM)
+
+
+def test_a_repeated_key_whose_last_value_is_bad_is_refused_on_both_paths():
+    text = encode_event(LONG_FORM).replace(b'"kind":30023', b'"kind":30023,"kind":30023067219')
+    assert _verdicts(text) == (None, "kind_out_of_range")
+    # A last value of the wrong type; the fast path leaves it to the precise one.
+    text = encode_event(LONG_FORM).replace(b'"kind":30023', b'"kind":30023,"kind":"1"')
+    assert _verdicts(text) == (None, "bad_kind")
+
+
+def test_an_earlier_value_of_the_wrong_type_is_noise_too():
+    # The fast path's typed decoder refuses the frame, and the precise path, reading the last
+    # value as JSON.parse would, accepts it: the pipeline's verdict is the precise one.
+    text = _repeat(encode_event(LONG_FORM), b"kind", b'"x"')
+    assert _verdicts(text) == (None, LONG_FORM)
