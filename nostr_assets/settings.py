@@ -263,6 +263,37 @@ SETTINGS: tuple[Setting, ...] = (
         parse_positive_int,
     ),
     Setting(
+        "NOSTR_NIP11_MAX_KB",
+        "nip11_max_kb",
+        "integer >= 1",
+        # Real documents are 1 to 20 kB; the cap holds for the body as sent and as decoded,
+        # so a compressed answer cannot inflate past it in memory.
+        "256",
+        "kilobytes of a NIP-11 document, as sent and as decoded; past it the fetch is refused",
+        parse_positive_int,
+    ),
+    Setting(
+        "NOSTR_CATALOG_URLS_PER_EVENT",
+        "catalog_urls_per_event",
+        "integer >= 1",
+        # Real relay lists name 2 to 30 relays; one event with 20,000 hints must not add
+        # 20,000 relays to the hourly crawl.
+        "100",
+        "relay URLs one event may add to the catalog (its first ones); the rest are counted",
+        parse_positive_int,
+    ),
+    Setting(
+        "NOSTR_CATALOG_NEW_URLS_PER_RUN",
+        "catalog_new_urls_per_run",
+        "integer >= 1",
+        # The real network names about 2,500 relays in all; a run meeting more new ones than
+        # this takes the best attested (most deliberate source, most authors) and the rest
+        # wait for the next run.
+        "1000",
+        "new relay URLs the catalog takes per run; the others wait for a later run",
+        parse_positive_int,
+    ),
+    Setting(
         "NOSTR_ALLOW_PRIVATE_ADDRESSES",
         "allow_private_addresses",
         "1/true/yes/on or 0/false/no/off",
@@ -318,6 +349,9 @@ class Settings:
     max_window_mb: int
     min_relay_cap: int
     duckdb_memory_mb: int
+    nip11_max_kb: int
+    catalog_urls_per_event: int
+    catalog_new_urls_per_run: int
     allow_private_addresses: bool
     geoip_city_db: Path | None  # None: the best database found in data/geoip/
     geoip_asn_db: Path | None

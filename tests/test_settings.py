@@ -230,5 +230,5 @@ def test_only_checks_the_settings_asked_for(project):
 def test_the_readme_configuration_table_lists_every_setting():
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("### Configuration") :].split("\n\n| variable")[1].split("\n\n")[0]
-    listed = set(re.findall(r"`(NOSTR_[A-Z_]+)`", table))
+    listed = set(re.findall(r"`(NOSTR_[A-Z0-9_]+)`", table))
     assert listed == {setting.name for setting in SETTINGS}

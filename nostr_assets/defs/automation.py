@@ -12,7 +12,7 @@ from nostr_assets.defs.partitions import (
     hourly_partitions,
 )
 from nostr_assets.defs.relays.catalog import read_discovered_relays
-from nostr_assets.defs.resources import WarehouseResource
+from nostr_assets.defs.resources import RelaySourcesResource, WarehouseResource
 from nostr_assets.lib.warehouse.raw_table import scalar
 
 RAW_EVENTS = dg.AssetSelection.tag(HOURLY_RUN_TAG, EVENTS_RUN[HOURLY_RUN_TAG])
@@ -95,7 +95,11 @@ def late_events_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseRes
     minimum_interval_seconds=15 * 60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def relay_discovery_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseResource):
+def relay_discovery_sensor(
+    context: dg.SensorEvaluationContext,
+    duckdb: WarehouseResource,
+    relay_sources: RelaySourcesResource,
+):
     """Adds relays that stored events mention (kind 10002, kind-3 maps, tag hints) to the
     catalog, by materialising raw/relay_catalog when any is missing from it."""
     if not duckdb.exists():
@@ -110,7 +114,8 @@ def relay_discovery_sensor(context: dg.SensorEvaluationContext, duckdb: Warehous
             }
             if not {"nostr_events", "relay_catalog"} <= tables:
                 return dg.SkipReason("no events or catalog stored yet")
-            discovered, _ = read_discovered_relays(conn)
+            # The catalog's own bound per event: a URL it would not take is not "new".
+            discovered = read_discovered_relays(conn, relay_sources.urls_per_event).urls
             known = {
                 url for (url,) in conn.execute("select relay_url from raw.relay_catalog").fetchall()
             }

@@ -19,7 +19,7 @@ import pytest
 
 from nostr_assets.defs import automation
 from nostr_assets.defs.partitions import hourly_partitions
-from nostr_assets.defs.resources import WarehouseResource
+from nostr_assets.defs.resources import RelaySourcesResource, WarehouseResource
 from nostr_assets.lib.protocol.event import sign_event
 from nostr_assets.lib.warehouse.event_landing import land_window
 from nostr_assets.lib.warehouse.schema import ensure_raw_tables
@@ -148,8 +148,13 @@ def test_schedule_requests_the_hour_just_closed(defs):
     ]
 
 
-def sensor_context(database) -> dg.SensorEvaluationContext:
-    return dg.build_sensor_context(resources={"duckdb": WarehouseResource(database=str(database))})
+def sensor_context(database, **sources) -> dg.SensorEvaluationContext:
+    return dg.build_sensor_context(
+        resources={
+            "duckdb": WarehouseResource(database=str(database)),
+            "relay_sources": RelaySourcesResource(**sources),
+        }
+    )
 
 
 def test_late_events_sensor_refetches_48_hours_back(tmp_path):

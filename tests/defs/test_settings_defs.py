@@ -143,6 +143,9 @@ def test_resources_are_built_from_the_settings(tmp_path):
             "NOSTR_RELAYS": "wss://Relay.Example.com/",
             "NOSTR_MIN_RELAY_CAP": "50",
             "NOSTR_DUCKDB_MEMORY_MB": "300",
+            "NOSTR_NIP11_MAX_KB": "20",
+            "NOSTR_CATALOG_URLS_PER_EVENT": "7",
+            "NOSTR_CATALOG_NEW_URLS_PER_RUN": "11",
         }
     )
     resources = build_resources(settings)
@@ -150,6 +153,9 @@ def test_resources_are_built_from_the_settings(tmp_path):
     assert (crawler.kinds, crawler.concurrency, crawler.idle_timeout_s) == ("1,7", 3, 4.5)
     assert crawler.allow_private_addresses is True
     assert crawler.client_config().min_relay_cap == 50
+    assert crawler.client_config().nip11_max_bytes == 20 * 1024
+    sources = resources["relay_sources"]
+    assert (sources.urls_per_event, sources.new_urls_per_run) == (7, 11)
     with resources["duckdb"].get_connection() as conn:
         # 300 MB, as DuckDB reports it: 300,000,000 bytes in MiB.
         limit = conn.execute("select current_setting('memory_limit')").fetchone()[0]
@@ -267,15 +273,22 @@ def test_sensors_take_the_warehouse_resource():
 
     defs = load_definitions()
 
-    for name in ("late_events_sensor", "relay_discovery_sensor"):
-        assert defs.resolve_sensor_def(name).required_resource_keys == {"duckdb"}
+    assert defs.resolve_sensor_def("late_events_sensor").required_resource_keys == {"duckdb"}
+    # Discovery also needs the catalog's bound on URLs per event, to see "new" as it does.
+    assert defs.resolve_sensor_def("relay_discovery_sensor").required_resource_keys == {
+        "duckdb",
+        "relay_sources",
+    }
     assert not hasattr(automation, "database_path_value")
 
 
 def test_sensors_read_the_resource_not_the_environment(tmp_path, monkeypatch):
     database = tmp_path / "nostr.duckdb"
     monkeypatch.setenv("NOSTR_DUCKDB_PATH", str(tmp_path / "elsewhere.duckdb"))
-    resources = {"duckdb": WarehouseResource(database=str(database))}
+    resources = {
+        "duckdb": WarehouseResource(database=str(database)),
+        "relay_sources": RelaySourcesResource(),
+    }
     skipped = automation.late_events_sensor(dg.build_sensor_context(resources=resources))
     assert isinstance(skipped, dg.SkipReason) and "catalog is empty" in skipped.skip_message
     discovery = automation.relay_discovery_sensor(dg.build_sensor_context(resources=resources))
@@ -306,7 +319,10 @@ def test_a_busy_warehouse_makes_the_sensor_skip_a_tick(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
-        resources = {"duckdb": WarehouseResource(database=str(database))}
+        resources = {
+            "duckdb": WarehouseResource(database=str(database)),
+            "relay_sources": RelaySourcesResource(),
+        }
         started = time.monotonic()
         result = automation.relay_discovery_sensor(dg.build_sensor_context(resources=resources))
         assert time.monotonic() - started < 3

@@ -15,7 +15,7 @@ from nostr_assets.defs.partitions import single_run
 from nostr_assets.defs.relays.relay_list import retired_relays
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
 from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
-from nostr_assets.lib.protocol.discovery import discover_relays
+from nostr_assets.lib.protocol.discovery import Discovery, discover_relays
 from nostr_assets.lib.protocol.event import Event
 from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl
 
@@ -31,15 +31,17 @@ DISCOVERY_SQL = """
 UNRESOLVED_REASONS = ("dns_failed", "dns_timeout")
 
 
-def read_discovered_relays(conn: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], Counter]:
-    """Relay URLs mentioned by stored events (url -> source), and refusals by reason."""
+def read_discovered_relays(
+    conn: duckdb.DuckDBPyConnection, max_per_event: int | None = None
+) -> Discovery:
+    """Relay URLs mentioned by stored events (url -> source, and who named them), and
+    refusals by reason; at most ``max_per_event`` URLs from any one event."""
     rows = conn.execute(DISCOVERY_SQL).fetchall()
     events = [
         Event(eid, pubkey, created_at, kind, _decode_tags(tags), content, sig)
         for eid, pubkey, created_at, kind, tags, content, sig in rows
     ]
-    discovery = discover_relays(events)
-    return discovery.urls, discovery.rejected
+    return discover_relays(events, max_per_event=max_per_event)
 
 
 def _decode_tags(text: str) -> list[list[str]]:
@@ -94,8 +96,17 @@ def relay_catalog(
     found = relay_sources.bootstrap()
     listed = sorted(found)
     with duckdb.get_connection() as conn:
-        discovered, refused_discovered = read_discovered_relays(conn)
-    for url, source in discovered.items():
+        discovery = read_discovered_relays(conn, relay_sources.urls_per_event)
+        known = {
+            url for (url,) in conn.execute("select relay_url from raw.relay_catalog").fetchall()
+        }
+    # URLs strangers name grow the hourly crawl: known ones are refreshed, new ones come in at
+    # most new_urls_per_run per run, the best attested first; the rest wait (deferred).
+    new, deferred = discovery.best_new(known | found.keys(), relay_sources.new_urls_per_run)
+    for url, source in discovery.urls.items():
+        if url in known:
+            found.setdefault(url, source)
+    for url, source in new.items():
         found.setdefault(url, source)
 
     guard = asyncio.run(_guard_all(sorted(found), crawler.concurrency))
@@ -135,8 +146,13 @@ def relay_catalog(
         retired = retired_relays(conn, listed)
 
     by_source = Counter(found.values())
-    refused = Counter(refused_discovered)
+    refused = Counter(discovery.rejected)
     context.log.info(f"{total} relays in the catalog, {len(found)} listed or discovered now")
+    if deferred:
+        context.log.warning(
+            f"{deferred} newly discovered relay URL(s) wait for a later run: at most "
+            f"{relay_sources.new_urls_per_run} new ones per run (NOSTR_CATALOG_NEW_URLS_PER_RUN)"
+        )
     if retired:
         context.log.info(
             f"{len(retired)} relay(s) no longer listed are retired (kept, not fetched): "
@@ -149,6 +165,9 @@ def relay_catalog(
             "guarded_relays": guarded,
             # Left the relays file or NOSTR_RELAYS: rows kept, no longer fetched.
             "retired_relays": len(retired),
+            "new_relays": len(new),
+            # Discovered but beyond NOSTR_CATALOG_NEW_URLS_PER_RUN: taken by a later run.
+            "deferred_urls": deferred,
             **{f"source/{name}": n for name, n in sorted(by_source.items())},
             **{f"refused_urls/{name}": n for name, n in sorted(refused.items())},
         }

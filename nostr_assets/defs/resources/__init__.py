@@ -57,6 +57,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         "relay_sources": RelaySourcesResource(
             relays_file=str(settings.relays_file or ""),
             extra_relays=",".join(settings.relays),
+            urls_per_event=settings.catalog_urls_per_event,
+            new_urls_per_run=settings.catalog_new_urls_per_run,
         ),
         "crawler": NostrCrawlerResource(
             kinds=",".join(str(k) for k in settings.kinds or ()),
@@ -66,6 +68,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             total_timeout_s=settings.total_timeout,
             max_window_mb=settings.max_window_mb,
             min_relay_cap=settings.min_relay_cap,
+            nip11_max_kb=settings.nip11_max_kb,
             allow_private_addresses=settings.allow_private_addresses,
         ),
         "geoip": GeoIPResource(

@@ -21,6 +21,17 @@ class RelaySourcesResource(dg.ConfigurableResource):
 
     relays_file: str = Field(default="", description=about("NOSTR_RELAYS_FILE") + "; empty: none")
     extra_relays: str = Field(default="", description=about("NOSTR_RELAYS"))
+    urls_per_event: int = Field(default=100, description=about("NOSTR_CATALOG_URLS_PER_EVENT"))
+    new_urls_per_run: int = Field(default=1000, description=about("NOSTR_CATALOG_NEW_URLS_PER_RUN"))
+
+    @field_validator("urls_per_event", "new_urls_per_run", mode="before")
+    @classmethod
+    def _bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        variable = {
+            "urls_per_event": "NOSTR_CATALOG_URLS_PER_EVENT",
+            "new_urls_per_run": "NOSTR_CATALOG_NEW_URLS_PER_RUN",
+        }[str(info.field_name)]
+        return check(variable, value)
 
     @field_validator("relays_file", mode="before")
     @classmethod
@@ -60,6 +71,7 @@ _CRAWLER_VARIABLES = {
     "total_timeout_s": "NOSTR_TOTAL_TIMEOUT",
     "max_window_mb": "NOSTR_MAX_WINDOW_MB",
     "min_relay_cap": "NOSTR_MIN_RELAY_CAP",
+    "nip11_max_kb": "NOSTR_NIP11_MAX_KB",
     "allow_private_addresses": "NOSTR_ALLOW_PRIVATE_ADDRESSES",
 }
 
@@ -74,6 +86,7 @@ class NostrCrawlerResource(dg.ConfigurableResource):
     concurrency: int = Field(default=256, description=about("NOSTR_CONCURRENCY"))
     max_window_mb: int = Field(default=64, description=about("NOSTR_MAX_WINDOW_MB"))
     min_relay_cap: int = Field(default=10, description=about("NOSTR_MIN_RELAY_CAP"))
+    nip11_max_kb: int = Field(default=256, description=about("NOSTR_NIP11_MAX_KB"))
     hours_in_flight: int = Field(
         default=8, ge=1, description="hours of a backfill fetched (or waiting to land) at once"
     )
@@ -121,6 +134,7 @@ class NostrCrawlerResource(dg.ConfigurableResource):
             total_timeout=self.total_timeout_s,
             max_window_bytes=self.max_window_mb * 2**20,
             min_relay_cap=self.min_relay_cap,
+            nip11_max_bytes=self.nip11_max_kb * 1024,
             page_limit=self.page_limit,
             max_frame_bytes=self.max_frame_bytes,
             allow_private=self.allow_private_addresses,

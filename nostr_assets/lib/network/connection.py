@@ -37,6 +37,8 @@ class ClientConfig:
     # What the unique events of one crawl (one window of every relay) may weigh in memory
     # together; past it every window still open is cut and flagged.
     max_held_bytes: int = 512 * 2**20
+    # A relay's NIP-11 document, counted as sent and again as decoded (NOSTR_NIP11_MAX_KB).
+    nip11_max_bytes: int = 256 * 1024
     # The smallest cap per REQ a relay is believed to have. A page smaller than this is never
     # taken for a cut one: a relay that holds 1 event in a window is not a relay capped at 1.
     # Real relay software caps at 100 to 5000; tests of tiny caps lower it.

@@ -145,7 +145,10 @@ async def probe_relay(url: str, *, config: ClientConfig) -> RelayProbe:
                 return probe
             nip11, _ = await asyncio.gather(
                 fetch_nip11(
-                    url, allow_private=config.allow_private, timeout=config.connect_timeout
+                    url,
+                    allow_private=config.allow_private,
+                    timeout=config.connect_timeout,
+                    max_bytes=config.nip11_max_bytes,
                 ),
                 _websocket(url, config, probe),
             )
