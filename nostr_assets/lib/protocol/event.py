@@ -127,7 +127,7 @@ def decode_event(raw: bytes | str) -> Event:
     """
     try:
         return _finish(_wire_decoder.decode(raw))
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
         # Typed decoding checks every occurrence of a key, so `"kind":70000,"kind":1` fails
         # there; it and every other refusal are judged again on the plain JSON value, whose
         # objects keep the last occurrence.
@@ -141,12 +141,12 @@ def _json_value(raw: bytes | str) -> Any:
     """The JSON value of ``raw``, or ``InvalidEvent("not_json")``."""
     try:
         return _any_decoder.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        # msgspec refuses lone surrogate escapes ("\ud800") and numbers past a double (1e400)
-        # outright; the standard library accepts them, so the event can be refused for the
-        # precise reason. Invalid UTF-8 inside a string (DecodeError from msgspec 0.23,
-        # UnicodeDecodeError before) and absurd nesting (RecursionError) fail json.loads too
-        # and end as not_json.
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
+        # msgspec refuses lone surrogates, escaped ("\ud800") or in a str (UnicodeEncodeError),
+        # and numbers past a double (1e400) outright; the standard library accepts them, so the
+        # event can be refused for the precise reason. Invalid UTF-8 inside a string
+        # (DecodeError from msgspec 0.23, UnicodeDecodeError before) and absurd nesting
+        # (RecursionError) fail json.loads too and end as not_json.
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):

@@ -116,8 +116,9 @@ _encoder = msgspec.json.Encoder()
 # What a decoding failure means, said once for every part of a frame. JSON text is UTF-8 (RFC
 # 8259, section 8.1), so invalid UTF-8 inside a string makes the frame not JSON at all, like
 # absurd nesting: `not_json`. Valid JSON of the wrong type is `bad_shape`. msgspec 0.18-0.22
-# raised UnicodeDecodeError for invalid UTF-8 and 0.23 raises DecodeError; both land here.
-_NOT_JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+# raised UnicodeDecodeError for invalid UTF-8 and 0.23 raises DecodeError; both land here, and
+# so does the UnicodeEncodeError of a text frame holding a lone surrogate, which has no UTF-8.
+_NOT_JSON_ERRORS = (msgspec.DecodeError, UnicodeError, RecursionError)
 
 
 def _decode(decoder: msgspec.json.Decoder, raw: msgspec.Raw | bytes | str, detail: str) -> Any:

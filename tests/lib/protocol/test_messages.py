@@ -224,3 +224,16 @@ def test_an_earlier_value_of_the_wrong_type_is_noise_too():
     # value as JSON.parse would, accepts it: the pipeline's verdict is the precise one.
     text = _repeat(encode_event(LONG_FORM), b"kind", b'"x"')
     assert _verdicts(text) == (None, LONG_FORM)
+
+
+def test_text_frames_with_a_lone_surrogate_are_counted_not_raised():
+    # A str frame can hold a lone surrogate, which has no UTF-8 (found by hypothesis: msgspec
+    # raised UnicodeEncodeError through both decoders).
+    with pytest.raises(BadFrame) as caught:
+        decode_relay_message('["NOTICE","\ud800"]')
+    assert caught.value.reason == "not_json"
+    assert decode_event_frame('["EVENT","s",{"content":"\ud800"}]') is None
+    text = encode_event(EVENT).decode().replace('"content":"', '"content":"\ud800', 1)
+    with pytest.raises(InvalidEvent) as refused:
+        decode_event(text)
+    assert refused.value.reason == "lone_surrogate"
