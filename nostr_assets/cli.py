@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nostr_assets.lib.failures import ErrorClass
 from nostr_assets.lib.network.connection import ClientConfig
 from nostr_assets.lib.network.crawler import crawl
 from nostr_assets.lib.network.probe import probe_relay
@@ -273,8 +274,8 @@ def _run_crawl(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     succeeded = [s for s in result.relay_stats if s.error_class is None or s.events > 0]
     if not succeeded:
-        failures = Counter(s.error_class for s in result.relay_stats)
-        failures.update(f"invalid_url:{r}" for r in result.rejected_urls.values())
+        failures = Counter(str(s.error_class) for s in result.relay_stats)
+        failures.update(f"{ErrorClass.INVALID_URL} ({r})" for r in result.rejected_urls.values())
         detail = ", ".join(f"{n} {reason}" for reason, n in failures.most_common())
         print(f"error: no relay could be crawled ({detail})", file=sys.stderr)
         return 1
@@ -292,7 +293,7 @@ def _run_relay_info(args: argparse.Namespace, settings: Settings) -> int:
     if not probe.reachable and not nip11_ok:
         hint = (
             " (use --allow-private or NOSTR_ALLOW_PRIVATE_ADDRESSES=true for your own relays)"
-            if probe.error_class == "refused_address"
+            if probe.error_class == ErrorClass.REFUSED_ADDRESS
             else ""
         )
         print(f"error: {url}: {probe.error_class}: {probe.error_message}{hint}", file=sys.stderr)

@@ -141,7 +141,14 @@ def _snapshots() -> list[dict]:
             }
         )
     rows.append(
-        {"snapshot_hour": h12, "relay_url": R2, "is_reachable": False, "error_class": "timeout"}
+        {
+            "snapshot_hour": h12,
+            "relay_url": R2,
+            "is_reachable": False,
+            "error_class": "timeout_connect",
+            # As a version before the one vocabulary of failures wrote it: staging recodes it.
+            "nip11_error": "refused:loopback",
+        }
     )
     rows.append(
         {
@@ -151,7 +158,7 @@ def _snapshots() -> list[dict]:
             "rtt_open_ms": 40.0,
             "rtt_read_ms": 20.0,
             "connected_ip": "192.0.2.9",
-            "nip11_error": "404",
+            "nip11_error": "http_404",  # before the vocabulary; today http_status
         }
     )
     for row in rows:

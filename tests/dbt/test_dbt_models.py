@@ -211,6 +211,29 @@ def test_relay_marts(built):
     assert query(db, "select count(*) from fct_relay_health_hourly") == [(7,)]
 
 
+def test_failures_speak_one_vocabulary(built, tmp_path):
+    db, _ = built
+    # Values landed before nostr_assets/lib/failures.py are recoded by staging.
+    assert query(
+        db,
+        "select relay_url, error_class, nip11_error from stg_nostr__relay_snapshots "
+        "where snapshot_hour = timestamptz '2024-01-01 12:00:00+00' order by 1",
+    ) == [
+        (R1, None, None),
+        ("wss://relay.three", None, "http_status"),
+        (R2, "timeout_connect", "refused_address"),
+    ]
+    # A value outside the vocabulary fails the generated accepted_values test.
+    copy = tmp_path / "nostr.duckdb"
+    shutil.copy(db, copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(
+            "update raw.relay_snapshots set error_class = 'gremlins' where relay_url = ?", [R2]
+        )
+    with pytest.raises(AssertionError, match="dbt build"):
+        dbt_build(copy, tmp_path / "target", "--select", "stg_nostr__relay_snapshots")
+
+
 HOURLY_STATE = (
     "select * from fct_events_hourly order by event_hour, kind",
     "select * from fct_relay_health_hourly order by relay_url, snapshot_hour",

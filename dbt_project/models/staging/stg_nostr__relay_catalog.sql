@@ -14,7 +14,7 @@ renamed as (
         first_seen_at,
         last_seen_at,
         is_guarded,
-        guard_reason
+        {{ recode_legacy_failure('guard_reason') }} as guard_reason
 
     from source
 

@@ -26,7 +26,7 @@ renamed as (
         bytes_received,
         time_to_open_ms,
         time_to_first_event_ms,
-        error_class
+        {{ recode_legacy_failure('error_class') }} as error_class
 
     from source
 

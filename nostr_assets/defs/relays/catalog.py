@@ -14,6 +14,7 @@ from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import single_run
 from nostr_assets.defs.relays.relay_list import retired_relays
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
+from nostr_assets.lib.failures import GuardReason
 from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
 from nostr_assets.lib.protocol.discovery import Discovery, discover_relays
 from nostr_assets.lib.protocol.event import Event
@@ -58,8 +59,8 @@ async def _guard_all(urls: list[str], concurrency: int) -> dict[str, str | None]
                 await resolve_guarded(url, allow_private=False, timeout=3.0)
             except AddressRefused as refused:
                 return None if refused.reason in UNRESOLVED_REASONS else refused.reason
-            except InvalidRelayUrl as invalid:
-                return f"invalid:{invalid.reason}"
+            except InvalidRelayUrl:
+                return GuardReason.INVALID_URL
             return None
 
     reasons = await asyncio.gather(*(one(u) for u in urls))

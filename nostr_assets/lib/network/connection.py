@@ -17,6 +17,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from nostr_assets.lib.failures import ErrorClass
 from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
 from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl, host_and_port
 
@@ -59,7 +60,7 @@ class ClientConfig:
 class WindowEnded(Exception):
     """Ends a window early; the events so far are kept and the reason is recorded."""
 
-    def __init__(self, error_class: str, message: str = "") -> None:
+    def __init__(self, error_class: ErrorClass, message: str = "") -> None:
         super().__init__(f"{error_class}: {message}")
         self.error_class = error_class
         self.message = message
@@ -81,12 +82,12 @@ async def open_connection(url: str, config: ClientConfig) -> tuple[ClientConnect
         host, port, tls = host_and_port(url)
         addresses = await resolve_guarded(url, config.allow_private, config.connect_timeout)
     except InvalidRelayUrl as error:
-        raise WindowEnded("invalid_url", error.reason) from None
+        raise WindowEnded(ErrorClass.INVALID_URL, error.reason) from None
     except AddressRefused as error:
         if error.reason.startswith("dns"):
-            raise WindowEnded("dns_failed", str(error)) from None
-        raise WindowEnded("refused_address", str(error)) from None
-    last = WindowEnded("os_error", "no address")
+            raise WindowEnded(ErrorClass.DNS_FAILED, str(error)) from None
+        raise WindowEnded(ErrorClass.REFUSED_ADDRESS, str(error)) from None
+    last = WindowEnded(ErrorClass.OS_ERROR, "no address")
     for ip in addresses:
         start = time.perf_counter()
         extra: dict[str, Any] = {"server_hostname": host} if tls else {}
@@ -105,19 +106,21 @@ async def open_connection(url: str, config: ClientConfig) -> tuple[ClientConnect
                 **extra,
             )
         except TimeoutError:
-            last = WindowEnded("timeout_connect", f"no websocket after {config.connect_timeout}s")
+            last = WindowEnded(
+                ErrorClass.TIMEOUT_CONNECT, f"no websocket after {config.connect_timeout}s"
+            )
         except websockets.InvalidHandshake as error:
-            last = WindowEnded("handshake_failed", describe_error(error))
+            last = WindowEnded(ErrorClass.HANDSHAKE_FAILED, describe_error(error))
         except ValueError as error:
             # websockets refuses to follow a redirect to another origin when the address is
             # pinned (host=...), and says so with a ValueError: the guard held; record it.
-            last = WindowEnded("redirect_refused", describe_error(error))
+            last = WindowEnded(ErrorClass.REDIRECT_REFUSED, describe_error(error))
         except ssl.SSLError as error:
-            last = WindowEnded("tls_failed", describe_error(error))
+            last = WindowEnded(ErrorClass.TLS_FAILED, describe_error(error))
         except ConnectionRefusedError as error:
-            last = WindowEnded("connection_refused", describe_error(error))
+            last = WindowEnded(ErrorClass.CONNECTION_REFUSED, describe_error(error))
         except OSError as error:
-            last = WindowEnded("os_error", describe_error(error))
+            last = WindowEnded(ErrorClass.OS_ERROR, describe_error(error))
         else:
             return ws, ip, (time.perf_counter() - start) * 1000
     raise last

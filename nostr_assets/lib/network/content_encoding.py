@@ -18,10 +18,12 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-# Failure codes, in the vocabulary of Nip11Result.error.
-TOO_LARGE = "too_large"  # the body, raw or decoded, is larger than the cap
-BAD_ENCODING = "bad_encoding"  # the body is not valid data of the coding it declares
-UNSUPPORTED_ENCODING = "unsupported_encoding"  # a coding we cannot decode within a cap
+from nostr_assets.lib.failures import Nip11Failure
+
+# Failure codes, in the vocabulary of Nip11Result.error (lib/failures.py).
+TOO_LARGE = Nip11Failure.TOO_LARGE  # the body, raw or decoded, is larger than the cap
+BAD_ENCODING = Nip11Failure.BAD_ENCODING  # not valid data of the coding it declares
+UNSUPPORTED_ENCODING = Nip11Failure.UNSUPPORTED_ENCODING  # a coding not decodable within a cap
 
 # Brotli is an optional dependency (it arrives with aiohttp's speedups), and only a recent one
 # (1.2.1 here) can bound its output: process(..., output_buffer_limit=). Without such a brotli,

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from nostr_assets.lib.failures import ErrorClass
 from nostr_assets.lib.network.connection import ClientConfig
 from nostr_assets.lib.network.window_fetch import fetch_window
 from nostr_assets.lib.network.window_reader import WindowStats
@@ -115,15 +116,15 @@ CrawlWindow = Callable[[Sequence[str], int, int, asyncio.Semaphore], Awaitable[C
 # every hour of a backfill would pay its timeout once per hour (a tarpit: 10 s an hour).
 UNREACHABLE_ERRORS = frozenset(
     {
-        "dns_failed",
-        "refused_address",
-        "timeout_connect",
-        "handshake_failed",
-        "redirect_refused",
-        "tls_failed",
-        "connection_refused",
-        "os_error",
-        "timeout_idle",
+        ErrorClass.DNS_FAILED,
+        ErrorClass.REFUSED_ADDRESS,
+        ErrorClass.TIMEOUT_CONNECT,
+        ErrorClass.HANDSHAKE_FAILED,
+        ErrorClass.REDIRECT_REFUSED,
+        ErrorClass.TLS_FAILED,
+        ErrorClass.CONNECTION_REFUSED,
+        ErrorClass.OS_ERROR,
+        ErrorClass.TIMEOUT_IDLE,
     }
 )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from nostr_assets.lib.failures import Nip11Failure
 from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
 from nostr_assets.lib.network.content_encoding import TOO_LARGE, BodyRefused, decode_body
 from nostr_assets.lib.protocol.nip11 import Nip11Info, parse_nip11
@@ -33,26 +34,32 @@ class Nip11Result:
     status_code: int | None = None
     raw: str | None = None
     document: dict[str, Any] | None = None
-    error: str | None = None
+    error: str | None = None  # a Nip11Failure
+    detail: str | None = None  # what the error class leaves out: the refusal's own reason
     rtt_ms: float | None = None
     # The address the document was fetched from (None when no connection was made).
     ip: str | None = None
     info: Nip11Info = field(default_factory=Nip11Info)
 
 
-def _network_error(exc: BaseException) -> str:
+def _network_error(exc: BaseException) -> Nip11Failure:
+    """The failure class of an HTTP error, as the websocket side names the same failure."""
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return "timeout"
+        return Nip11Failure.TIMEOUT_TOTAL  # the whole fetch is under one timeout
+    causes: list[BaseException] = []
     cause: BaseException | None = exc
-    while cause is not None:  # httpx wraps httpcore, which wraps the ssl module's error
-        if isinstance(cause, ssl.SSLError):
-            return "tls_error"
+    while cause is not None and len(causes) < 10:  # httpx wraps httpcore, which wraps OSError
+        causes.append(cause)
         cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, httpx.ConnectError):
-        return "connect_error"
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return Nip11Failure.TLS_FAILED
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return Nip11Failure.CONNECTION_REFUSED
     if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
-        return "protocol_error"
-    return "http_error"
+        return Nip11Failure.PROTOCOL_ERROR
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.CloseError):
+        return Nip11Failure.CONNECTION_CLOSED
+    return Nip11Failure.OS_ERROR
 
 
 async def _get(
@@ -86,7 +93,7 @@ async def _get(
         result.status_code = response.status_code
         if response.status_code != 200:
             # Redirects are not followed: the target could be an address the guard refuses.
-            result.error = f"http_{response.status_code}"
+            result.error = Nip11Failure.HTTP_STATUS  # the status is in status_code
             return
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_bytes:
@@ -135,7 +142,7 @@ async def fetch_nip11(
         canonical = normalize_relay_url(url)
         host, port, tls = host_and_port(canonical)
     except InvalidRelayUrl as exc:
-        return Nip11Result(url=str(url), error=f"invalid_url:{exc.reason}")
+        return Nip11Result(url=str(url), error=Nip11Failure.INVALID_URL, detail=exc.reason)
     result = Nip11Result(url=canonical)
     path = canonical.split("://", 1)[1].partition("/")[2]
     path = f"/{path}" if path else "/"
@@ -147,7 +154,8 @@ async def fetch_nip11(
                 addresses = await resolve_guarded(canonical, allow_private, timeout)
             except AddressRefused as exc:
                 dns = exc.reason.startswith("dns_")
-                result.error = exc.reason if dns else f"refused:{exc.reason}"
+                result.error = Nip11Failure.DNS_FAILED if dns else Nip11Failure.REFUSED_ADDRESS
+                result.detail = str(exc)
                 return result
             started = time.perf_counter()
             for i, ip in enumerate(addresses):

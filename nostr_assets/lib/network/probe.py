@@ -14,6 +14,7 @@ from typing import Any
 
 import websockets
 
+from nostr_assets.lib.failures import ErrorClass
 from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
 from nostr_assets.lib.network.connection import (
     ClientConfig,
@@ -42,7 +43,7 @@ class RelayProbe:
     dns_addresses: list[str] = field(default_factory=list)
     connected_ip: str | None = None
     reachable: bool = False
-    error_class: str | None = None
+    error_class: ErrorClass | None = None
     error_message: str | None = None
     rtt_open_ms: float | None = None
     rtt_read_ms: float | None = None
@@ -118,10 +119,13 @@ async def _websocket(url: str, config: ClientConfig, probe: RelayProbe) -> None:
     try:
         probe.rtt_read_ms = await _read_rtt(ws, config)
     except TimeoutError:
-        probe.error_class = "timeout_idle"
+        probe.error_class = ErrorClass.TIMEOUT_IDLE
         probe.error_message = f"no answer to a REQ within {config.idle_timeout}s"
     except websockets.ConnectionClosed as closed:
-        probe.error_class, probe.error_message = "connection_closed", describe_error(closed)
+        probe.error_class, probe.error_message = (
+            ErrorClass.CONNECTION_CLOSED,
+            describe_error(closed),
+        )
     finally:
         await ws.close()
 
@@ -136,11 +140,11 @@ async def probe_relay(url: str, *, config: ClientConfig) -> RelayProbe:
                     url, config.allow_private, config.connect_timeout
                 )
             except InvalidRelayUrl as error:
-                probe.error_class, probe.error_message = "invalid_url", error.reason
+                probe.error_class, probe.error_message = ErrorClass.INVALID_URL, error.reason
                 return probe
             except AddressRefused as error:
                 dns = error.reason.startswith("dns")
-                probe.error_class = "dns_failed" if dns else "refused_address"
+                probe.error_class = ErrorClass.DNS_FAILED if dns else ErrorClass.REFUSED_ADDRESS
                 probe.error_message = str(error)
                 return probe
             nip11, _ = await asyncio.gather(
@@ -154,8 +158,8 @@ async def probe_relay(url: str, *, config: ClientConfig) -> RelayProbe:
             )
             probe.nip11 = nip11
     except TimeoutError:
-        probe.error_class = "timeout_total"
+        probe.error_class = ErrorClass.TIMEOUT_TOTAL
         probe.error_message = f"probe not finished after {config.total_timeout}s"
     except Exception as error:  # a bug here must not stop the other relays' snapshots
-        probe.error_class, probe.error_message = "internal_error", describe_error(error)
+        probe.error_class, probe.error_message = ErrorClass.INTERNAL_ERROR, describe_error(error)
     return probe

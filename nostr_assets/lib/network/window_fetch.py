@@ -20,6 +20,7 @@ from collections.abc import Iterable
 import websockets
 from websockets.frames import CloseCode
 
+from nostr_assets.lib.failures import ErrorClass
 from nostr_assets.lib.network.connection import (
     ClientConfig,
     WindowEnded,
@@ -50,7 +51,7 @@ async def fetch_window(
         async with asyncio.timeout(config.total_timeout):
             await _fetch(url, since, until, kinds, config, sink, stats)
     except TimeoutError:
-        stats.error_class = "timeout_total"
+        stats.error_class = ErrorClass.TIMEOUT_TOTAL
         stats.error_message = f"window not finished after {config.total_timeout}s"
     except WindowEnded as ended:
         stats.error_class, stats.error_message = ended.error_class, ended.message
@@ -58,12 +59,12 @@ async def fetch_window(
         too_large = closed.sent is not None and closed.sent.code == CloseCode.MESSAGE_TOO_BIG
         if too_large:
             stats.bad_frames["too_large"] += 1
-        stats.error_class = "too_large" if too_large else "connection_closed"
+        stats.error_class = ErrorClass.TOO_LARGE if too_large else ErrorClass.CONNECTION_CLOSED
         stats.error_message = describe_error(closed)
     except OSError as error:
-        stats.error_class, stats.error_message = "os_error", describe_error(error)
+        stats.error_class, stats.error_message = ErrorClass.OS_ERROR, describe_error(error)
     except Exception as error:  # a bug here must not cost the other relays their crawl
-        stats.error_class, stats.error_message = "internal_error", describe_error(error)
+        stats.error_class, stats.error_message = ErrorClass.INTERNAL_ERROR, describe_error(error)
     stats.elapsed_ms = (time.perf_counter() - started) * 1000
     return stats
 

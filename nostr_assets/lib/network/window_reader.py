@@ -23,6 +23,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
+from nostr_assets.lib.failures import ErrorClass
 from nostr_assets.lib.network.connection import ClientConfig, WindowEnded
 from nostr_assets.lib.protocol.event import Event, InvalidEvent, decode_event, encode_event
 from nostr_assets.lib.protocol.ingest import OVER_BUDGET
@@ -85,7 +86,7 @@ class WindowStats:
     time_to_first_event_ms: float | None = None
     elapsed_ms: float | None = None  # the whole window, connection included
     connected_ip: str | None = None
-    error_class: str | None = None
+    error_class: ErrorClass | None = None
     error_message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,12 +190,12 @@ class WindowReader:
                     if stats.bytes_received > self.config.max_window_bytes:
                         stats.truncated(f"max_window_bytes ({self.config.max_window_bytes})")
                         raise WindowEnded(
-                            "byte_budget",
+                            ErrorClass.BYTE_BUDGET,
                             f"more than {self.config.max_window_bytes} bytes for one window",
                         )
                     yield frame
         except TimeoutError:
-            raise WindowEnded("timeout_idle", f"no frame for {idle}s") from None
+            raise WindowEnded(ErrorClass.TIMEOUT_IDLE, f"no frame for {idle}s") from None
 
     def _prepared(self, flt: dict[str, Any]) -> dict[str, Any]:
         """The filter as sent: the window's kinds unless it names its own, and our limit."""
@@ -228,7 +229,7 @@ class WindowReader:
                 closed.prefix != "rate-limited"
                 or self.paused + pause > self.config.rate_limit_max_wait
             ):
-                raise WindowEnded("closed_by_relay", closed.message[:300])
+                raise WindowEnded(ErrorClass.CLOSED_BY_RELAY, closed.message[:300])
             await asyncio.sleep(pause)
             self.paused += pause
             pause = min(pause * 2, self.config.rate_limit_max_pause)
@@ -393,7 +394,7 @@ class WindowReader:
             stats.events += 1
         elif reason == OVER_BUDGET:
             stats.truncated("max_held_bytes: the crawl holds as many events as it may")
-            raise WindowEnded("byte_budget", "the crawl's budget for held events is spent")
+            raise WindowEnded(ErrorClass.BYTE_BUDGET, "the crawl's budget for held events is spent")
         else:
             self.seen_invalid.add(digest or hashlib.sha256(encode_event(event)).digest())
             stats.invalid[reason] += 1
@@ -401,4 +402,4 @@ class WindowReader:
             stats.invalid_signatures += reason in _INVALID_SIG_REASONS
         if len(self.seen) + len(self.seen_invalid) >= self.config.max_events_per_window:
             stats.truncated(f"max_events_per_window ({self.config.max_events_per_window})")
-            raise WindowEnded("max_events", "event cap for one window reached")
+            raise WindowEnded(ErrorClass.MAX_EVENTS, "event cap for one window reached")

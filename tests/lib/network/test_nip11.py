@@ -236,10 +236,11 @@ def test_real_relay_document(relay_url: str) -> None:
 
 
 def test_loopback_refused_without_permission(relay_url: str, fault_server: str) -> None:
-    assert fetch(relay_url, allow_private=False).error == "refused:loopback"
+    refused = fetch(relay_url, allow_private=False)
+    assert (refused.error, refused.detail) == ("refused_address", "loopback: 127.0.0.1")
     before = len(_FaultHandler.requests)
     result = fetch(fault_server + "/ok", allow_private=False)
-    assert result.error == "refused:loopback"
+    assert result.error == "refused_address"
     assert result.status_code is None and result.raw is None and result.ip is None
     assert len(_FaultHandler.requests) == before, "the guard must refuse before connecting"
 
@@ -261,8 +262,8 @@ def test_sends_exactly_the_nip11_accept_header(fault_server: str) -> None:
         ("/big-declared", "too_large", 200),
         ("/html", "not_json", 200),
         ("/array", "not_an_object", 200),
-        ("/missing", "http_404", 404),
-        ("/redirect", "http_302", 302),
+        ("/missing", "http_status", 404),
+        ("/redirect", "http_status", 302),
     ],
 )
 def test_faults_become_error_codes(fault_server: str, path: str, error: str, status: int) -> None:
@@ -366,7 +367,7 @@ def test_decoded_cap_is_exact(size: int) -> None:
 def test_slow_server_times_out_within_budget(fault_server: str) -> None:
     started = time.monotonic()
     result = fetch(fault_server + "/slow", timeout=0.5)
-    assert result.error == "timeout"
+    assert result.error == "timeout_total"
     assert time.monotonic() - started < 2.5
 
 
@@ -378,10 +379,14 @@ def test_invalid_utf8_is_decoded_leniently(fault_server: str) -> None:
 
 
 def test_network_and_url_failures_never_raise() -> None:
-    assert fetch("http://relay.example.com").error == "invalid_url:bad_scheme"
-    assert fetch("wss://user:pw@relay.example.com").error == "invalid_url:has_credentials"
+    for url, reason in [
+        ("http://relay.example.com", "bad_scheme"),
+        ("wss://user:pw@relay.example.com", "has_credentials"),
+    ]:
+        result = fetch(url)
+        assert (result.error, result.detail) == ("invalid_url", reason)
     result = fetch(f"ws://127.0.0.1:{free_port()}", timeout=3)
-    assert result.error == "connect_error"
+    assert result.error == "connection_refused"
     assert result.ip == "127.0.0.1"
 
 
