@@ -53,5 +53,6 @@
         'private',
         'reserved',
         'invalid_url',
+        'not_an_address',
     ]) }}
 {% endmacro %}

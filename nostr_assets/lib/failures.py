@@ -80,6 +80,7 @@ class GuardReason(StrEnum):
     PRIVATE = "private"
     RESERVED = "reserved"
     INVALID_URL = ErrorClass.INVALID_URL.value  # the catalogued URL no longer normalises
+    NOT_AN_ADDRESS = "not_an_address"  # classify_address was given something else (a bug)
 
 
 class UrlRefusal(StrEnum):
@@ -96,6 +97,38 @@ class UrlRefusal(StrEnum):
     BAD_PORT = "bad_port"
     # Discovery: past NOSTR_CATALOG_URLS_PER_EVENT, not even normalised.
     OVER_EVENT_LIMIT = "over_event_limit"
+
+
+class EventRefusal(StrEnum):
+    """Why an event was refused (counted by relay and hour: invalid_ids, invalid_signatures,
+    invalid_other, and by reason in the run's metadata)."""
+
+    NOT_JSON = "not_json"  # the event text is not JSON at all
+    NOT_AN_OBJECT = "not_an_object"  # JSON, but not an object
+    MISSING_FIELD = "missing_field"  # one of id/pubkey/created_at/kind/tags/content/sig
+    BAD_HEX = "bad_hex"  # id/pubkey/sig has characters other than lowercase hex
+    BAD_LENGTH = "bad_length"  # id/pubkey not 64 hex characters, sig not 128
+    BAD_CREATED_AT = "bad_created_at"  # not an integer in 0..2**63-1
+    BAD_KIND = "bad_kind"  # not an integer
+    KIND_OUT_OF_RANGE = "kind_out_of_range"  # an integer outside 0..65535
+    BAD_TAGS = "bad_tags"  # not a list of lists of strings
+    BAD_CONTENT = "bad_content"  # not a string
+    LONE_SURROGATE = "lone_surrogate"  # a string that cannot be encoded as UTF-8
+    ID_MISMATCH = "id_mismatch"  # the id is not the sha256 of the canonical serialization
+    INVALID_PUBKEY = "invalid_pubkey"  # not the x coordinate of a point on secp256k1
+    BAD_SIGNATURE = "bad_signature"  # the BIP-340 signature does not verify
+    # Not the event's fault: the crawl holds as many events as it may (the window is cut).
+    OVER_BUDGET = "over_budget"
+
+
+class FrameRefusal(StrEnum):
+    """Why a relay's frame was not understood (counted in bad_frames)."""
+
+    NOT_JSON = "not_json"
+    NOT_AN_ARRAY = "not_an_array"
+    BAD_SHAPE = "bad_shape"  # a known message with the wrong elements
+    UNKNOWN_TYPE = "unknown_type"  # a message type NIP-01 does not define
+    TOO_LARGE = ErrorClass.TOO_LARGE.value  # past the largest frame accepted
 
 
 # The columns of the warehouse that hold failures, and the vocabulary of each.

@@ -2,12 +2,22 @@
 
 from collections import Counter
 
+from nostr_assets.lib.failures import ErrorClass
+
 # Failures that say nothing left this machine: no DNS answer, no TCP or TLS connection.
 NETWORK_ERRORS = frozenset(
-    {"dns_failed", "dns_timeout", "timeout_connect", "connection_refused", "os_error", "tls_failed"}
+    {
+        ErrorClass.DNS_FAILED,
+        ErrorClass.TIMEOUT_CONNECT,
+        ErrorClass.CONNECTION_REFUSED,
+        ErrorClass.OS_ERROR,
+        ErrorClass.TLS_FAILED,
+    }
 )
 # The relay answered and said no: an HTTP refusal of the websocket, CLOSED, a redirect refused.
-REFUSALS = frozenset({"handshake_failed", "closed_by_relay", "redirect_refused"})
+REFUSALS = frozenset(
+    {ErrorClass.HANDSHAKE_FAILED, ErrorClass.CLOSED_BY_RELAY, ErrorClass.REDIRECT_REFUSED}
+)
 
 
 def explain_unreached(errors: Counter, hours: list[str]) -> str:

@@ -14,7 +14,7 @@ from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import single_run
 from nostr_assets.defs.relays.relay_list import retired_relays
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
-from nostr_assets.lib.failures import GuardReason
+from nostr_assets.lib.failures import ErrorClass, GuardReason
 from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
 from nostr_assets.lib.protocol.discovery import Discovery, discover_relays
 from nostr_assets.lib.protocol.event import Event
@@ -29,7 +29,7 @@ DISCOVERY_SQL = """
 """
 
 # DNS answers that say nothing about the address: not a reason to mark a relay guarded.
-UNRESOLVED_REASONS = ("dns_failed", "dns_timeout")
+UNRESOLVED_REASONS = (ErrorClass.DNS_FAILED,)
 
 
 def read_discovered_relays(

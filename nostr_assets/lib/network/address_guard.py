@@ -15,13 +15,15 @@ import asyncio
 import ipaddress
 import socket
 
+from nostr_assets.lib.failures import ErrorClass, GuardReason
 from nostr_assets.lib.protocol.relay_url import host_and_port
 
 
 class AddressRefused(ValueError):
-    """A relay whose address the guard will not connect to; ``reason`` is a short stable code."""
+    """A relay whose address the guard will not connect to; ``reason`` is a ``GuardReason``,
+    or ``dns_failed`` when the name gives no address."""
 
-    def __init__(self, reason: str, address: str | None = None) -> None:
+    def __init__(self, reason: GuardReason | ErrorClass, address: str | None = None) -> None:
         super().__init__(f"{reason}: {address}" if address else reason)
         self.reason = reason
         self.address = address
@@ -33,16 +35,18 @@ def _net(*cidrs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ..
 
 # Checked in this order; the first match names the reason. Written out rather than taken from
 # ipaddress.is_private, whose meaning changed between Python 3.11 and 3.13.
-_RULES: tuple[tuple[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]], ...] = (
-    ("unspecified", _net("0.0.0.0/32", "::/128")),
-    ("loopback", _net("127.0.0.0/8", "::1/128")),
+_RULES: tuple[
+    tuple[GuardReason, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]], ...
+] = (
+    (GuardReason.UNSPECIFIED, _net("0.0.0.0/32", "::/128")),
+    (GuardReason.LOOPBACK, _net("127.0.0.0/8", "::1/128")),
     # 169.254.169.254 is the cloud metadata service (AWS, GCP, Azure): the prize of an SSRF.
-    ("link_local", _net("169.254.0.0/16", "fe80::/10")),
-    ("multicast", _net("224.0.0.0/4", "ff00::/8")),
+    (GuardReason.LINK_LOCAL, _net("169.254.0.0/16", "fe80::/10")),
+    (GuardReason.MULTICAST, _net("224.0.0.0/4", "ff00::/8")),
     # 100.64/10 is carrier-grade NAT (RFC 6598): inside someone's network, never a public relay.
     # fec0::/10 is the deprecated IPv6 site-local range, private in practice.
     (
-        "private",
+        GuardReason.PRIVATE,
         _net(
             "10.0.0.0/8",
             "172.16.0.0/12",
@@ -57,7 +61,7 @@ _RULES: tuple[tuple[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ..
         ),
     ),
     (
-        "reserved",
+        GuardReason.RESERVED,
         _net(
             "0.0.0.0/8",  # "this network"
             "192.0.0.0/24",  # IETF protocol assignments
@@ -96,15 +100,15 @@ _EMBEDDED: tuple[tuple[ipaddress.IPv6Network, int], ...] = (
 )
 
 
-def classify_address(ip: str) -> str | None:
+def classify_address(ip: str) -> GuardReason | None:
     """Return why an IP address is refused, or ``None`` when it is a public address.
 
-    A string that is not an IP address at all is refused as ``"invalid"``.
+    A string that is not an IP address at all is refused as ``not_an_address``.
     """
     try:
         addr = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:
-        return "invalid"
+        return GuardReason.NOT_AN_ADDRESS
     if isinstance(addr, ipaddress.IPv6Address):
         for prefix, shift in _EMBEDDED:
             if addr in prefix:
@@ -120,7 +124,7 @@ async def resolve_guarded(url: str, allow_private: bool, timeout: float = 5.0) -
     """Resolve a relay's host and return its IP addresses in resolver order, without duplicates.
 
     Raises ``InvalidRelayUrl`` for a bad URL, and ``AddressRefused`` when the name does not
-    resolve ("dns_failed", "dns_timeout") or, unless ``allow_private``, when ANY address is
+    resolve (``dns_failed``) or, unless ``allow_private``, when ANY address is
     refused: a name that answers with one public and one private address is either
     misconfigured or an attack, and a later connect could pick the private one.
     """
@@ -145,14 +149,14 @@ async def _lookup(host: str, port: int, timeout: float) -> list[str]:
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
         )
     except TimeoutError:
-        raise AddressRefused("dns_timeout", host) from None
+        raise AddressRefused(ErrorClass.DNS_FAILED, f"{host} (no answer in {timeout}s)") from None
     except (OSError, UnicodeError):  # socket.gaierror is an OSError
-        raise AddressRefused("dns_failed", host) from None
+        raise AddressRefused(ErrorClass.DNS_FAILED, host) from None
     addresses: list[str] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         ip = str(sockaddr[0])
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:
-        raise AddressRefused("dns_failed", host)
+        raise AddressRefused(ErrorClass.DNS_FAILED, host)
     return addresses

@@ -23,7 +23,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from nostr_assets.lib.failures import ErrorClass
+from nostr_assets.lib.failures import ErrorClass, EventRefusal
 from nostr_assets.lib.network.connection import ClientConfig, WindowEnded
 from nostr_assets.lib.protocol.event import Event, InvalidEvent, decode_event, encode_event
 from nostr_assets.lib.protocol.ingest import OVER_BUDGET
@@ -47,8 +47,8 @@ Sink = Callable[[str, Event, float], "str | None"]
 MAX_NOTICES = 20
 # How long to wait for a NIP-45 COUNT answer before taking the relay for one without it.
 COUNT_TIMEOUT = 3.0
-_INVALID_ID_REASONS = {"id_mismatch"}
-_INVALID_SIG_REASONS = {"bad_signature", "invalid_pubkey"}
+_INVALID_ID_REASONS = {EventRefusal.ID_MISMATCH}
+_INVALID_SIG_REASONS = {EventRefusal.BAD_SIGNATURE, EventRefusal.INVALID_PUBKEY}
 
 
 @dataclass

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from nostr_assets.lib.failures import UrlRefusal
 from nostr_assets.lib.protocol.event import Event
 from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl, normalize_relay_url
 
@@ -31,7 +32,7 @@ KIND_CONTACTS = 3
 KIND_RELAY_LIST = 10002
 _HINT_TAGS = frozenset({"e", "p"})
 # The refusal counted for URLs past an event's share (NOSTR_CATALOG_URLS_PER_EVENT).
-OVER_EVENT_LIMIT = "over_event_limit"
+OVER_EVENT_LIMIT = UrlRefusal.OVER_EVENT_LIMIT
 
 
 @dataclass

@@ -15,23 +15,10 @@ from typing import Annotated, Any
 import msgspec
 from coincurve import PublicKeyXOnly
 
-# Why each event can be refused. Stable strings: they end up as metadata keys and table values.
-REJECT_REASONS = (
-    "not_json",  # the event text is not JSON at all
-    "not_an_object",  # JSON, but not an object
-    "missing_field",  # one of id/pubkey/created_at/kind/tags/content/sig is absent
-    "bad_hex",  # id/pubkey/sig has characters other than lowercase hex
-    "bad_length",  # id/pubkey not 64 hex chars, sig not 128
-    "bad_created_at",  # not an integer in 0..2**63-1 (floats and strings included)
-    "bad_kind",  # not an integer
-    "kind_out_of_range",  # an integer outside 0..65535
-    "bad_tags",  # not a list of lists of strings
-    "bad_content",  # not a string
-    "lone_surrogate",  # a string that cannot be encoded as UTF-8
-    "id_mismatch",  # claimed id differs from sha256 of the canonical serialization
-    "invalid_pubkey",  # not the x coordinate of a point on secp256k1
-    "bad_signature",  # the BIP-340 signature does not verify
-)
+from nostr_assets.lib.failures import EventRefusal
+
+# Why each event can be refused (lib/failures.py): stable strings, metadata keys and counts.
+REJECT_REASONS = tuple(r for r in EventRefusal if r is not EventRefusal.OVER_BUDGET)
 
 MAX_KIND = 65535
 # created_at must fit DuckDB's BIGINT; events far in the future are still valid events.
@@ -77,33 +64,35 @@ _wire_decoder = msgspec.json.Decoder(_WireEvent)
 _encoder = msgspec.json.Encoder()
 
 _FIELD_REASONS = {
-    "id": "bad_hex",
-    "pubkey": "bad_hex",
-    "sig": "bad_hex",
-    "created_at": "bad_created_at",
-    "tags": "bad_tags",
-    "content": "bad_content",
+    "id": EventRefusal.BAD_HEX,
+    "pubkey": EventRefusal.BAD_HEX,
+    "sig": EventRefusal.BAD_HEX,
+    "created_at": EventRefusal.BAD_CREATED_AT,
+    "tags": EventRefusal.BAD_TAGS,
+    "content": EventRefusal.BAD_CONTENT,
 }
 
 
 def _reason_for(error: msgspec.ValidationError) -> str:
     message = str(error)
     if message.startswith("Object missing required field"):
-        return "missing_field"
+        return EventRefusal.MISSING_FIELD
     if "at `$`" in message or ("`$`" not in message and "Expected `object`" in message):
-        return "not_an_object"
+        return EventRefusal.NOT_AN_OBJECT
     match = re.search(r"at `\$\.(\w+)", message)
     field = match.group(1) if match else ""
     if field == "kind":
-        return "kind_out_of_range" if _KIND_RANGE.search(message) else "bad_kind"
-    return _FIELD_REASONS.get(field, "not_an_object")
+        return (
+            EventRefusal.KIND_OUT_OF_RANGE if _KIND_RANGE.search(message) else EventRefusal.BAD_KIND
+        )
+    return _FIELD_REASONS.get(field, EventRefusal.NOT_AN_OBJECT)
 
 
 def _check_hex(value: str, length: int) -> None:
     if len(value) != length:
-        raise InvalidEvent("bad_length")
+        raise InvalidEvent(EventRefusal.BAD_LENGTH)
     if not _HEX.fullmatch(value):
-        raise InvalidEvent("bad_hex")
+        raise InvalidEvent(EventRefusal.BAD_HEX)
 
 
 def _finish(wire: _WireEvent) -> Event:
@@ -138,7 +127,7 @@ _any_decoder = msgspec.json.Decoder()
 
 
 def _json_value(raw: bytes | str) -> Any:
-    """The JSON value of ``raw``, or ``InvalidEvent("not_json")``."""
+    """The JSON value of ``raw``, or ``InvalidEvent(EventRefusal.NOT_JSON)``."""
     try:
         return _any_decoder.decode(raw)
     except (msgspec.DecodeError, UnicodeError, RecursionError):
@@ -150,13 +139,13 @@ def _json_value(raw: bytes | str) -> Any:
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):
-            raise InvalidEvent("not_json") from None
+            raise InvalidEvent(EventRefusal.NOT_JSON) from None
 
 
 def event_from_obj(obj: Any) -> Event:
     """Validate an already-parsed JSON object as an event, or raise ``InvalidEvent``."""
     if not isinstance(obj, dict):
-        raise InvalidEvent("not_an_object")
+        raise InvalidEvent(EventRefusal.NOT_AN_OBJECT)
     try:
         wire = msgspec.convert(obj, _WireEvent, strict=True)
     except msgspec.ValidationError as error:
@@ -173,7 +162,7 @@ def _check_utf8(event: Event) -> None:
             for value in tag:
                 value.encode()
     except UnicodeEncodeError:
-        raise InvalidEvent("lone_surrogate") from None
+        raise InvalidEvent(EventRefusal.LONE_SURROGATE) from None
 
 
 def canonical_serialization(event: Event) -> bytes:
@@ -187,7 +176,7 @@ def canonical_serialization(event: Event) -> bytes:
             (0, event.pubkey, event.created_at, event.kind, event.tags, event.content)
         )
     except UnicodeEncodeError:
-        raise InvalidEvent("lone_surrogate") from None
+        raise InvalidEvent(EventRefusal.LONE_SURROGATE) from None
 
 
 def encode_event(event: Event) -> bytes:
@@ -243,11 +232,11 @@ class EventVerifier:
         except InvalidEvent as error:
             return error.reason
         if digest.hex() != event.id:
-            return "id_mismatch"
+            return EventRefusal.ID_MISMATCH
         pubkey = event.pubkey
         entry = self._keys[pubkey] if pubkey in self._keys else self._public_key(pubkey)
         if entry is None:
-            return "invalid_pubkey"
+            return EventRefusal.INVALID_PUBKEY
         try:
             sig = bytes.fromhex(event.sig)
             if _schnorrsig_verify is not None and len(sig) == 64:
@@ -256,7 +245,7 @@ class EventVerifier:
                 valid = entry[0].verify(sig, digest)
         except ValueError:
             valid = False
-        return None if valid else "bad_signature"
+        return None if valid else EventRefusal.BAD_SIGNATURE
 
 
 def sign_event(

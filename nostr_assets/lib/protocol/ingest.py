@@ -12,10 +12,11 @@ from collections import Counter
 
 import msgspec
 
+from nostr_assets.lib.failures import EventRefusal
 from nostr_assets.lib.protocol.event import Event, EventVerifier
 
 # The refusal of a valid event that would take the held events past their byte budget.
-OVER_BUDGET = "over_budget"
+OVER_BUDGET = EventRefusal.OVER_BUDGET
 # Per event beyond its text: the id, pubkey and signature strings and the objects around them.
 _EVENT_OVERHEAD = 600
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from nostr_assets.lib.failures import FrameRefusal
 from nostr_assets.lib.protocol.event import MAX_CREATED_AT, MAX_KIND, Event
 
 BAD_FRAME_REASONS = ("not_json", "not_an_array", "unknown_type", "bad_shape", "too_large")
@@ -126,22 +127,22 @@ def _decode(decoder: msgspec.json.Decoder, raw: msgspec.Raw | bytes | str, detai
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError:  # a subclass of DecodeError: caught first
-        raise BadFrame("bad_shape", detail) from None
+        raise BadFrame(FrameRefusal.BAD_SHAPE, detail) from None
     except _NOT_JSON_ERRORS:
-        raise BadFrame("not_json") from None
+        raise BadFrame(FrameRefusal.NOT_JSON) from None
 
 
 def _split(frame: bytes | str, max_bytes: int | None) -> list[msgspec.Raw]:
     if max_bytes is not None and len(frame) > max_bytes:
-        raise BadFrame("too_large", f"{len(frame)} bytes")
+        raise BadFrame(FrameRefusal.TOO_LARGE, f"{len(frame)} bytes")
     try:
         parts = _frame_decoder.decode(frame)
     except msgspec.ValidationError:
-        raise BadFrame("not_an_array") from None
+        raise BadFrame(FrameRefusal.NOT_AN_ARRAY) from None
     except _NOT_JSON_ERRORS:
-        raise BadFrame("not_json") from None
+        raise BadFrame(FrameRefusal.NOT_JSON) from None
     if not parts:
-        raise BadFrame("bad_shape", "empty array")
+        raise BadFrame(FrameRefusal.BAD_SHAPE, "empty array")
     return parts
 
 
@@ -170,11 +171,11 @@ def decode_relay_message(frame: bytes | str, max_bytes: int | None = None) -> Re
     if kind == "COUNT" and n == 3:
         count = _decode(_count_decoder, parts[2], "COUNT without an object").get("count")
         if not isinstance(count, int) or isinstance(count, bool):
-            raise BadFrame("bad_shape", "COUNT without an integer count")
+            raise BadFrame(FrameRefusal.BAD_SHAPE, "COUNT without an integer count")
         return CountMessage(_text(parts[1]), count)
     if kind in ("EVENT", "EOSE", "CLOSED", "NOTICE", "OK", "AUTH", "COUNT"):
-        raise BadFrame("bad_shape", f"{kind} with {n} elements")
-    raise BadFrame("unknown_type", kind[:32])
+        raise BadFrame(FrameRefusal.BAD_SHAPE, f"{kind} with {n} elements")
+    raise BadFrame(FrameRefusal.UNKNOWN_TYPE, kind[:32])
 
 
 # The whole `["EVENT", sub, {...}]` frame in one pass, straight into ``Event``; the bounds and

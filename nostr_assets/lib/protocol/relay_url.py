@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import idna
 
+from nostr_assets.lib.failures import UrlRefusal
+
 MAX_URL_LENGTH = 512
 DEFAULT_PORTS = {"ws": 80, "wss": 443}
 
@@ -35,7 +37,7 @@ _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 class InvalidRelayUrl(ValueError):
     """A relay URL refused by ``normalize_relay_url``; ``reason`` is a short stable code."""
 
-    def __init__(self, reason: str, url: object = None) -> None:
+    def __init__(self, reason: UrlRefusal, url: object = None) -> None:
         super().__init__(f"{reason}: {url!r}" if url is not None else reason)
         self.reason = reason
         self.url = url
@@ -45,14 +47,14 @@ def _normalize_host(raw_host: str, url: str) -> tuple[str, bool]:
     """Return the host as written in a canonical URL, and whether it is an IPv6 literal."""
     if raw_host.startswith("["):
         if not raw_host.endswith("]"):
-            raise InvalidRelayUrl("bad_host", url)
+            raise InvalidRelayUrl(UrlRefusal.BAD_HOST, url)
         literal = raw_host[1:-1]
         if "%" in literal:  # a zone id only means something on the crawler's own machine
-            raise InvalidRelayUrl("bad_host", url)
+            raise InvalidRelayUrl(UrlRefusal.BAD_HOST, url)
         try:
             return f"[{ipaddress.IPv6Address(literal).compressed}]", True
         except ValueError:
-            raise InvalidRelayUrl("bad_host", url) from None
+            raise InvalidRelayUrl(UrlRefusal.BAD_HOST, url) from None
     # Every check below runs on the ASCII form, so that each spelling of a host gets one
     # verdict: "2。1301706433" (an ideographic full stop) and a full-width "127.1" are
     # the numeric hosts "2.1301706433" and "127.1" once mapped, and must be refused like them.
@@ -61,14 +63,14 @@ def _normalize_host(raw_host: str, url: str) -> tuple[str, bool]:
     if host.endswith("."):
         host = host[:-1]
     if not host:
-        raise InvalidRelayUrl("no_host", url)
+        raise InvalidRelayUrl(UrlRefusal.NO_HOST, url)
     if _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]):
         try:
             return str(ipaddress.IPv4Address(host)), False
         except ValueError:
-            raise InvalidRelayUrl("bad_host", url) from None
+            raise InvalidRelayUrl(UrlRefusal.BAD_HOST, url) from None
     if len(host) > 253 or not all(_LABEL.match(label) for label in host.split(".")):
-        raise InvalidRelayUrl("bad_host", url)
+        raise InvalidRelayUrl(UrlRefusal.BAD_HOST, url)
     return host, False
 
 
@@ -88,7 +90,7 @@ def _ascii_host(host: str, url: str) -> str:
             for label in mapped.split(".")
         )
     except (idna.IDNAError, UnicodeError):
-        raise InvalidRelayUrl("bad_host", url) from None
+        raise InvalidRelayUrl(UrlRefusal.BAD_HOST, url) from None
 
 
 def normalize_relay_url(url: str) -> str:
@@ -101,56 +103,56 @@ def normalize_relay_url(url: str) -> str:
     query to work is rare enough to lose.
     """
     if not isinstance(url, str):
-        raise InvalidRelayUrl("not_a_string", url)
+        raise InvalidRelayUrl(UrlRefusal.NOT_A_STRING, url)
     text = url.strip()
     if not text:
-        raise InvalidRelayUrl("empty", url)
+        raise InvalidRelayUrl(UrlRefusal.EMPTY, url)
     if len(text) > MAX_URL_LENGTH:
-        raise InvalidRelayUrl("too_long", text[:64] + "...")
+        raise InvalidRelayUrl(UrlRefusal.TOO_LONG, text[:64] + "...")
     if _BAD_CHARS.search(text):
-        raise InvalidRelayUrl("bad_characters", text)
+        raise InvalidRelayUrl(UrlRefusal.BAD_CHARACTERS, text)
     try:
         parts = urlsplit(text)
     except ValueError:  # e.g. an unbalanced "[" in the host
-        raise InvalidRelayUrl("bad_host", text) from None
+        raise InvalidRelayUrl(UrlRefusal.BAD_HOST, text) from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
-        raise InvalidRelayUrl("bad_scheme", text)
+        raise InvalidRelayUrl(UrlRefusal.BAD_SCHEME, text)
     netloc = parts.netloc
     if "@" in netloc:
-        raise InvalidRelayUrl("has_credentials", text)
+        raise InvalidRelayUrl(UrlRefusal.HAS_CREDENTIALS, text)
     if not netloc:
-        raise InvalidRelayUrl("no_host", text)
+        raise InvalidRelayUrl(UrlRefusal.NO_HOST, text)
 
     # Split host and port by hand: urlsplit accepts "host:" and lowercases without checking.
     if netloc.startswith("["):
         close = netloc.find("]")
         raw_host, rest = netloc[: close + 1], netloc[close + 1 :]
         if close < 0 or (rest and not rest.startswith(":")):
-            raise InvalidRelayUrl("bad_host", text)
+            raise InvalidRelayUrl(UrlRefusal.BAD_HOST, text)
         port_text = rest[1:] if rest else None
     else:
         raw_host, sep, port_text = netloc.partition(":")
         if not sep:
             port_text = None
     if not raw_host:
-        raise InvalidRelayUrl("no_host", text)
+        raise InvalidRelayUrl(UrlRefusal.NO_HOST, text)
     host, _ = _normalize_host(raw_host, text)
 
     port: int | None = None
     if port_text is not None:
         if not port_text.isdigit() or not port_text.isascii():
-            raise InvalidRelayUrl("bad_port", text)
+            raise InvalidRelayUrl(UrlRefusal.BAD_PORT, text)
         port = int(port_text)
         if not 1 <= port <= 65535:
-            raise InvalidRelayUrl("bad_port", text)
+            raise InvalidRelayUrl(UrlRefusal.BAD_PORT, text)
         if port == DEFAULT_PORTS[scheme]:
             port = None
 
     path = parts.path.rstrip("/")
     result = f"{scheme}://{host}" + (f":{port}" if port is not None else "") + path
     if len(result) > MAX_URL_LENGTH:  # IDNA can lengthen a host
-        raise InvalidRelayUrl("too_long", result[:64] + "...")
+        raise InvalidRelayUrl(UrlRefusal.TOO_LONG, result[:64] + "...")
     return result
 
 
