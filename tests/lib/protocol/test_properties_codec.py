@@ -22,6 +22,7 @@ import pytest
 from coincurve import PublicKeyXOnly
 from hypothesis import example, given
 from hypothesis import strategies as st
+from json_strategies import json_values as json_value_strategy
 
 from nostr_assets.lib.protocol.event import (
     MAX_CREATED_AT,
@@ -163,13 +164,7 @@ json_scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=20),
 )
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+json_values = json_value_strategy(json_scalars, max_leaves=12)
 # Values a field might plausibly hold, right and wrong: near the bounds, hex of every length.
 field_values = st.one_of(
     json_values,

@@ -15,6 +15,7 @@ from typing import Any
 
 from hypothesis import example, given
 from hypothesis import strategies as st
+from json_strategies import json_values as json_value_strategy
 
 from nostr_assets.lib.protocol.nip11 import Nip11Info, info_from_document, parse_nip11
 
@@ -30,13 +31,7 @@ json_scalars = st.one_of(
     st.text(max_size=20),
     st.sampled_from(["500", " 12 ", "٣", "1e3", "-1", "0x10", "\ud800", "A" * 64, "ab" * 32]),
 )
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=10,
-)
+json_values = json_value_strategy(json_scalars, max_leaves=10)
 limitation = st.dictionaries(
     st.sampled_from([*COUNT_FIELDS, *FLAG_FIELDS, "min_pow_difficulty"]), json_values, max_size=6
 )
