@@ -4,7 +4,8 @@ It exists only to inject faults that a real server (the PyPI nostr-relay used el
 tests) will not produce on demand: a disconnect in the middle of a stream, garbage frames, a
 stall without EOSE, a silent cap of a few events per REQ, ``until`` treated inclusively or
 exclusively at will, CLOSED with a chosen prefix, frames larger than the client accepts,
-events with bad signatures, and EVENTs for subscriptions never opened or already ended.
+events with bad signatures, EVENTs for subscriptions never opened or already ended, and
+NIP-77 NEG-OPEN answered with NEG-MSG, NEG-ERR or silence.
 Everything else about a relay is deliberately absent.
 
 Use inside a running event loop::
@@ -36,6 +37,8 @@ class FaultRelay:
     closed_message: str | None = None  # answer every REQ with CLOSED and this message
     closed_times: int | None = None  # ... only for the first N REQs (None: always)
     count_supported: bool = True  # answer NIP-45 COUNT (exactly, whatever the cap)
+    # NIP-77 NEG-OPEN: "msg" answers NEG-MSG (an empty IdList), "err" NEG-ERR, None nothing.
+    negentropy: str | None = None
     oversized_after: int | None = None  # after N events, send one frame of oversized_bytes
     oversized_bytes: int = 2_000_000
     auth_challenge: str | None = None  # sent as AUTH when a client connects
@@ -97,6 +100,14 @@ class FaultRelay:
             if message[0] == "COUNT" and self.count_supported:
                 count = len([e for e in self.events if self._matches(e, message[2])])
                 await ws.send(json.dumps(["COUNT", message[1], {"count": count}]))
+                continue
+            if message[0] == "NEG-OPEN" and self.negentropy is not None:
+                answer = (
+                    ["NEG-MSG", message[1], "6100000200"]
+                    if self.negentropy == "msg"
+                    else ["NEG-ERR", message[1], "blocked: negentropy is off here"]
+                )
+                await ws.send(json.dumps(answer))
                 continue
             if message[0] != "REQ":
                 continue

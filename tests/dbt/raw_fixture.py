@@ -112,6 +112,16 @@ STRFRY = "git+https://github.com/hoytech/strfry.git"
 RS_RELAY = "https://git.sr.ht/~gheartsfield/nostr-rs-relay"
 
 
+def _observed(reads: bool, auth: bool, count: bool, negentropy: bool) -> dict:
+    """What the probe saw the relay do (raw.relay_snapshots' capability columns)."""
+    return {
+        "reads_without_auth": reads,
+        "requires_auth_for_read": auth,
+        "answers_count": count,
+        "answers_negentropy": negentropy,
+    }
+
+
 def _snapshots() -> list[dict]:
     h10, h11, h12 = (_ts(h) for h in SNAPSHOT_HOURS)
     rows = []
@@ -126,6 +136,7 @@ def _snapshots() -> list[dict]:
                 "rtt_read_ms": 50.0,
                 "connected_ip": "203.0.113.1",
                 **_nip11(STRFRY, version, [1, 2, 9, 11], False),
+                **_observed(reads=True, auth=False, count=True, negentropy=False),
             }
         )
     for hour in (h10, h11):
@@ -138,6 +149,7 @@ def _snapshots() -> list[dict]:
                 "rtt_read_ms": 80.0,
                 "connected_ip": "198.51.100.7",
                 **_nip11(RS_RELAY, "0.9.0", [1, 11, 42], True),
+                **_observed(reads=False, auth=True, count=False, negentropy=True),
             }
         )
     rows.append(
@@ -158,6 +170,7 @@ def _snapshots() -> list[dict]:
             "rtt_open_ms": 40.0,
             "rtt_read_ms": 20.0,
             "connected_ip": "192.0.2.9",
+            **_observed(reads=True, auth=False, count=False, negentropy=False),
             "nip11_error": "http_404",  # before the vocabulary; today http_status
         }
     )

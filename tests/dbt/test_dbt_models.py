@@ -211,6 +211,54 @@ def test_relay_marts(built):
     assert query(db, "select count(*) from fct_relay_health_hourly") == [(7,)]
 
 
+def test_claims_against_observations(built):
+    db, _ = built
+    verdicts = query(
+        db, "select relay_url, nip, verdict from fct_relay_claims_vs_observed order by 1, 2"
+    )
+    # relay.one (12:00): claims 1, 2, 9, 11; answered REQ and COUNT, not negentropy.
+    # relay.two (11:00, its latest probe that reached it; 12:00 it was down): claims 1, 11, 42;
+    # demanded AUTH to read, answered NEG-OPEN. relay.three: no NIP-11, answered a REQ.
+    assert verdicts == [
+        (R1, 1, "claimed_and_observed"),
+        (R1, 11, "claimed_and_observed"),
+        (R1, 42, "not_tested"),
+        (R1, 45, "observed_not_claimed"),
+        (R1, 77, "neither"),
+        ("wss://relay.three", 1, "observed_not_claimed"),
+        ("wss://relay.three", 11, "neither"),
+        ("wss://relay.three", 42, "not_tested"),
+        ("wss://relay.three", 45, "neither"),
+        ("wss://relay.three", 77, "neither"),
+        (R2, 1, "claimed_and_observed"),
+        (R2, 11, "claimed_and_observed"),
+        (R2, 42, "claimed_and_observed"),
+        (R2, 45, "neither"),
+        (R2, 77, "observed_not_claimed"),
+    ]
+    assert query(
+        db,
+        f"select distinct observed_hour from fct_relay_claims_vs_observed where relay_url = '{R2}'",
+    ) == [(hour(1, 11),)]
+
+
+def test_relay_uptime_history(built):
+    db, _ = built
+    assert query(
+        db,
+        "select relay_url, hours_observed, hours_reachable, uptime_24h, uptime_7d, "
+        "longest_outage_hours, last_reachable_hour, as_of_hour from fct_relay_uptime order by 1",
+    ) == [
+        (R1, 3, 3, 1.0, 1.0, 0, hour(1, 12), hour(1, 12)),
+        ("wss://relay.three", 1, 1, 1.0, 1.0, 0, hour(1, 12), hour(1, 12)),
+        (R2, 3, 2, pytest.approx(2 / 3), pytest.approx(2 / 3), 1, hour(1, 11), hour(1, 12)),
+    ]
+    first, last = query(
+        db, f"select first_seen_at, last_seen_at from fct_relay_uptime where relay_url = '{R2}'"
+    )[0]
+    assert (first.hour, last.hour) == (10, 12)
+
+
 def test_failures_speak_one_vocabulary(built, tmp_path):
     db, _ = built
     # Values landed before nostr_assets/lib/failures.py are recoded by staging.

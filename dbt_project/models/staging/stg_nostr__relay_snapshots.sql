@@ -12,6 +12,7 @@ renamed as (
         snapshot_hour,
         relay_url,
         observed_at,
+        observation_source,
         dns_addresses,
         connected_ip,
         is_reachable,
@@ -37,7 +38,11 @@ renamed as (
         max_subscriptions,
         payment_required as is_payment_required,
         auth_required as is_auth_required,
-        restricted_writes as has_restricted_writes
+        restricted_writes as has_restricted_writes,
+        reads_without_auth as is_read_without_auth_observed,
+        requires_auth_for_read as is_auth_for_read_observed,
+        answers_count as is_count_observed,
+        answers_negentropy as is_negentropy_observed
 
     from source
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,12 +26,19 @@ from nostr_assets.lib.network.connection import (
 )
 from nostr_assets.lib.network.nip11_fetch import Nip11Result, fetch_nip11
 from nostr_assets.lib.protocol.messages import (
+    EMPTY_NEGENTROPY_MESSAGE,
     BadFrame,
     ClosedMessage,
+    CountMessage,
     EoseMessage,
     EventMessage,
+    NegErrorMessage,
+    NegMessage,
     decode_relay_message,
     encode_close,
+    encode_count,
+    encode_neg_close,
+    encode_neg_open,
     encode_req,
 )
 from nostr_assets.lib.protocol.nip11 import Nip11Info
@@ -48,6 +57,12 @@ class RelayProbe:
     rtt_open_ms: float | None = None
     rtt_read_ms: float | None = None
     nip11: Nip11Result | None = None
+    # What the relay was seen to do (True / False), None when not tested: a relay that could
+    # not be reached, or did not answer a plain REQ, is not asked the rest.
+    reads_without_auth: bool | None = None  # answered a REQ without AUTH
+    requires_auth_for_read: bool | None = None  # answered it with CLOSED "auth-required:"
+    answers_count: bool | None = None  # NIP-45: COUNT answered with COUNT
+    answers_negentropy: bool | None = None  # NIP-77: NEG-OPEN answered with NEG-MSG
 
     # Named as the raw.relay_snapshots columns they fill (warehouse/tables/relay_snapshots.py).
     observation_source = "probe"
@@ -81,32 +96,85 @@ class RelayProbe:
 
 
 PROBE_SUBSCRIPTION = "probe"
+COUNT_SUBSCRIPTION = "probe-count"
+NEGENTROPY_SUBSCRIPTION = "probe-neg"
+# How long a relay may stay silent about COUNT or NEG-OPEN: a relay that supports either
+# answers as fast as a REQ; one that does not often says nothing at all.
+CAPABILITY_TIMEOUT = 3.0
 
 
-async def _read_rtt(ws, config: ClientConfig) -> float:
-    """Time from a REQ for one event to its first EVENT, EOSE or CLOSED.
+async def _answer(ws, config: ClientConfig, timeout: float, pick: Callable[[Any], Any]) -> Any:
+    """The first frame, decoded, for which ``pick`` returns something, and that something.
 
-    Only answers to this REQ's subscription count: anything else a relay sends (frames queued
-    before the REQ, other subscriptions) would make the round trip look faster than it is.
+    Frames for other subscriptions, and frames that do not decode, are passed over: a relay
+    must not be able to answer a check on behalf of another (nor fake a fast round trip).
     """
-    start = time.perf_counter()
-    # kinds [1]: some relays (nostr-relay among them) answer a filter with only a limit with
-    # nothing at all; every relay holds notes.
-    await ws.send(encode_req(PROBE_SUBSCRIPTION, {"kinds": [1], "limit": 1}), text=True)
-    async with asyncio.timeout(config.idle_timeout):
+    async with asyncio.timeout(timeout):
         while True:
             frame = await ws.recv()
             try:
                 message = decode_relay_message(frame, config.max_frame_bytes)
             except BadFrame:
                 continue
-            if (
-                isinstance(message, EventMessage | EoseMessage | ClosedMessage)
-                and message.subscription_id == PROBE_SUBSCRIPTION
-            ):
-                elapsed = (time.perf_counter() - start) * 1000
-                await ws.send(encode_close(PROBE_SUBSCRIPTION), text=True)
-                return elapsed
+            picked = pick(message)
+            if picked is not None:
+                return picked
+
+
+def _read_answer(message: Any) -> Any:
+    answer = isinstance(message, EventMessage | EoseMessage | ClosedMessage)
+    return message if answer and message.subscription_id == PROBE_SUBSCRIPTION else None
+
+
+async def _check_read(ws, config: ClientConfig, probe: RelayProbe) -> None:
+    """A plain REQ for one note, without AUTH: its round trip, and whether the relay answered
+    it or demanded AUTH (CLOSED "auth-required:") instead."""
+    start = time.perf_counter()
+    # kinds [1]: some relays (nostr-relay among them) answer a filter with only a limit with
+    # nothing at all; every relay holds notes.
+    await ws.send(encode_req(PROBE_SUBSCRIPTION, {"kinds": [1], "limit": 1}), text=True)
+    answer = await _answer(ws, config, config.idle_timeout, _read_answer)
+    probe.rtt_read_ms = (time.perf_counter() - start) * 1000
+    await ws.send(encode_close(PROBE_SUBSCRIPTION), text=True)
+    refused = isinstance(answer, ClosedMessage)
+    probe.reads_without_auth = not refused
+    probe.requires_auth_for_read = refused and answer.prefix == "auth-required"
+
+
+def _capability_answer(message: Any) -> tuple[str, bool] | None:
+    """("count" | "negentropy", supported) when ``message`` answers one of the two checks."""
+    match message:
+        case CountMessage(sid) | ClosedMessage(sid) if sid == COUNT_SUBSCRIPTION:
+            return "count", isinstance(message, CountMessage)
+        case NegMessage(sid) | NegErrorMessage(sid) if sid == NEGENTROPY_SUBSCRIPTION:
+            return "negentropy", isinstance(message, NegMessage)
+    return None
+
+
+async def _check_capabilities(ws, config: ClientConfig, probe: RelayProbe) -> None:
+    """What the relay does rather than what its NIP-11 document claims: NIP-45 COUNT and
+    NIP-77 negentropy, asked side by side on the probe's connection. A relay that supports
+    either answers as fast as a REQ; silence until the timeout is a no (many relays say
+    nothing about a message they do not know, some a NOTICE that names neither)."""
+    # A filter of the last ten minutes: little to count or reconcile, so the answer is quick.
+    recent = {"kinds": [1], "since": int(time.time()) - 600}
+    await ws.send(encode_count(COUNT_SUBSCRIPTION, recent), text=True)
+    opened = encode_neg_open(NEGENTROPY_SUBSCRIPTION, recent, EMPTY_NEGENTROPY_MESSAGE)
+    await ws.send(opened, text=True)
+    answers: dict[str, bool] = {}
+
+    def pick(message: Any) -> dict[str, bool] | None:
+        answer = _capability_answer(message)
+        if answer is not None:
+            answers.setdefault(*answer)
+        return answers if len(answers) == 2 else None
+
+    with suppress(TimeoutError):
+        await _answer(ws, config, min(CAPABILITY_TIMEOUT, config.idle_timeout), pick)
+    probe.answers_count = answers.get("count", False)
+    probe.answers_negentropy = answers.get("negentropy", False)
+    if probe.answers_negentropy:
+        await ws.send(encode_neg_close(NEGENTROPY_SUBSCRIPTION), text=True)
 
 
 async def _websocket(url: str, config: ClientConfig, probe: RelayProbe) -> None:
@@ -117,8 +185,12 @@ async def _websocket(url: str, config: ClientConfig, probe: RelayProbe) -> None:
         return
     probe.connected_ip, probe.rtt_open_ms, probe.reachable = ip, open_ms, True
     try:
-        probe.rtt_read_ms = await _read_rtt(ws, config)
+        await _check_read(ws, config, probe)
+        # A relay that did not answer a REQ is not asked more: its silence would say
+        # nothing about COUNT or negentropy, and would cost two more timeouts.
+        await _check_capabilities(ws, config, probe)
     except TimeoutError:
+        probe.reads_without_auth = False
         probe.error_class = ErrorClass.TIMEOUT_IDLE
         probe.error_message = f"no answer to a REQ within {config.idle_timeout}s"
     except websockets.ConnectionClosed as closed:

@@ -90,6 +90,22 @@ class CountMessage:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class NegMessage:
+    """NIP-77: a negentropy reconciliation message (hex), the relay's answer to NEG-OPEN."""
+
+    subscription_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NegErrorMessage:
+    """NIP-77: the relay will not reconcile this subscription (``blocked:``, ``closed:`` ...)."""
+
+    subscription_id: str
+    reason: str
+
+
 RelayMessage = (
     EventMessage
     | EoseMessage
@@ -98,6 +114,8 @@ RelayMessage = (
     | OkMessage
     | AuthMessage
     | CountMessage
+    | NegMessage
+    | NegErrorMessage
 )
 
 
@@ -173,7 +191,11 @@ def decode_relay_message(frame: bytes | str, max_bytes: int | None = None) -> Re
         if not isinstance(count, int) or isinstance(count, bool):
             raise BadFrame(FrameRefusal.BAD_SHAPE, "COUNT without an integer count")
         return CountMessage(_text(parts[1]), count)
-    if kind in ("EVENT", "EOSE", "CLOSED", "NOTICE", "OK", "AUTH", "COUNT"):
+    if kind == "NEG-MSG" and n == 3:
+        return NegMessage(_text(parts[1]), _text(parts[2]))
+    if kind == "NEG-ERR" and n >= 3:  # a 4th element may say how many records are allowed
+        return NegErrorMessage(_text(parts[1]), _text(parts[2]))
+    if kind in ("EVENT", "EOSE", "CLOSED", "NOTICE", "OK", "AUTH", "COUNT", "NEG-MSG"):
         raise BadFrame(FrameRefusal.BAD_SHAPE, f"{kind} with {n} elements")
     raise BadFrame(FrameRefusal.UNKNOWN_TYPE, kind[:32])
 
@@ -222,3 +244,17 @@ def encode_count(subscription_id: str, *filters: dict[str, Any]) -> bytes:
 
 def encode_close(subscription_id: str) -> bytes:
     return _encoder.encode(["CLOSE", subscription_id])
+
+
+# NIP-77's initial message for a client holding nothing: protocol version 1 (0x61), then one
+# range up to infinity (timestamp 0, no id prefix) in IdList mode (2) with no ids. A relay that
+# speaks negentropy answers with its own view of the filter's events as NEG-MSG.
+EMPTY_NEGENTROPY_MESSAGE = "6100000200"
+
+
+def encode_neg_open(subscription_id: str, flt: dict[str, Any], message: str) -> bytes:
+    return _encoder.encode(["NEG-OPEN", subscription_id, flt, message])
+
+
+def encode_neg_close(subscription_id: str) -> bytes:
+    return _encoder.encode(["NEG-CLOSE", subscription_id])

@@ -6,12 +6,13 @@ is a recorded error, never an exception.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from fault_relay import FaultRelay
 
 from nostr_assets.lib.network.connection import ClientConfig
-from nostr_assets.lib.network.probe import probe_relay
+from nostr_assets.lib.network.probe import CAPABILITY_TIMEOUT, probe_relay
 from nostr_assets.lib.protocol.event import encode_event
 
 pytestmark = pytest.mark.timeout(30)
@@ -59,3 +60,46 @@ def test_the_read_round_trip_is_timed_to_the_probes_own_answer(test_events):
     probe = asyncio.run(scenario())
     assert probe.reachable and probe.error_class is None
     assert probe.rtt_read_ms >= 450
+
+
+@pytest.mark.parametrize(
+    ("negentropy", "count", "expected"),
+    [("msg", True, (True, True)), ("err", False, (False, False)), (None, True, (True, False))],
+)
+def test_observed_capabilities(test_events, negentropy, count, expected):
+    """NIP-45 COUNT and NIP-77 negentropy as the relay answers them: NEG-MSG is support;
+    NEG-ERR, like silence, is not. A silent relay costs the probe one short wait, not two."""
+
+    async def scenario():
+        relay = FaultRelay(test_events[:3], negentropy=negentropy, count_supported=count)
+        async with relay:
+            started = time.perf_counter()
+            probe = await probe_relay(relay.url, config=CONFIG)
+            return probe, time.perf_counter() - started
+
+    probe, seconds = asyncio.run(scenario())
+    assert probe.error_class is None
+    assert (probe.reads_without_auth, probe.requires_auth_for_read) == (True, False)
+    assert (probe.answers_count, probe.answers_negentropy) == expected
+    if all(expected):
+        assert seconds < 2  # both answered: no timeout waited
+    else:
+        assert seconds < CAPABILITY_TIMEOUT + 2
+
+
+def test_a_relay_demanding_auth_to_read(test_events):
+    async def scenario():
+        closed = "auth-required: members only"
+        async with FaultRelay(test_events[:3], closed_message=closed) as relay:
+            return await probe_relay(relay.url, config=CONFIG)
+
+    probe = asyncio.run(scenario())
+    assert probe.reachable and probe.rtt_read_ms is not None
+    assert (probe.reads_without_auth, probe.requires_auth_for_read) == (False, True)
+
+
+def test_capabilities_are_not_tested_on_a_relay_never_reached():
+    probe = asyncio.run(probe_relay("ws://127.0.0.1:1", config=CONFIG))
+    assert not probe.reachable
+    observed = (probe.reads_without_auth, probe.answers_count, probe.answers_negentropy)
+    assert observed == (None, None, None)

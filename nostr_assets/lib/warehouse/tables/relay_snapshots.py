@@ -49,6 +49,11 @@ TABLE = RawTable(
         payment_required     boolean,
         auth_required        boolean,
         restricted_writes    boolean,
+        -- What our probe saw the relay do; null: not tested (not reached, or a NIP-66 row).
+        reads_without_auth   boolean,            -- answered a plain REQ without AUTH
+        requires_auth_for_read boolean,          -- answered it CLOSED "auth-required:"
+        answers_count        boolean,            -- NIP-45 COUNT answered
+        answers_negentropy   boolean,            -- NIP-77 NEG-OPEN answered with NEG-MSG
         primary key (snapshot_hour, relay_url)
     """,
 )
