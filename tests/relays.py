@@ -118,8 +118,18 @@ NIP11_DEFAULTS = {
 }
 
 
-def _config(directory: Path, port: int, max_limit: int, nip11: dict[str, str]) -> str:
+def _config(
+    directory: Path,
+    port: int,
+    max_limit: int,
+    nip11: dict[str, str],
+    refuse_authors: Iterable[str] = (),
+) -> str:
     info = "\n".join(f"{key}: {value}" for key, value in {**NIP11_DEFAULTS, **nip11}.items())
+    refused = list(refuse_authors)
+    # nostr-relay's own blacklist: an EVENT by these authors gets OK false "rejected: ...".
+    blacklist = "    - nostr_relay.validators.is_author_blacklisted\n" if refused else ""
+    listed = "pubkey_blacklist:\n" + "".join(f"  - {k}\n" for k in refused) if refused else ""
     return f"""\
 DEBUG: false
 {info}
@@ -130,7 +140,7 @@ storage:
   validators:
     - nostr_relay.validators.is_not_too_large
     - nostr_relay.validators.is_signed
-verification:
+{blacklist}verification:
   nip05_verification: disabled
 gunicorn:
   bind: 127.0.0.1:{port}
@@ -143,7 +153,7 @@ max_limit: {max_limit}
 max_event_size: 1000000
 message_timeout: 1800
 subscription_limit: 32
-logging:
+{listed}logging:
   version: 1
   root:
     level: WARNING
@@ -172,18 +182,20 @@ def start_relay(
     timeout: float = 20.0,
     load_timeout: float = 60.0,
     nip11: dict[str, str] | None = None,
+    refuse_authors: Iterable[str] = (),
 ) -> RelayHandle:
     """Start nostr-relay on a free 127.0.0.1 port, serving ``events`` from a fresh SQLite file.
 
     ``directory`` must be private to this relay (a ``tmp_path``); call ``handle.stop()`` when
     done. ``max_limit`` is the relay's silent cap per REQ: low, so paging is exercised.
     ``nip11`` sets the relay's NIP-11 fields (relay_name, sysop_pubkey, sysop_contact ...).
+    Events by ``refuse_authors`` (hex pubkeys) are refused with OK false.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = directory / "config.yaml"
-    config.write_text(_config(directory, port, max_limit, nip11 or {}))
+    config.write_text(_config(directory, port, max_limit, nip11 or {}, refuse_authors))
     events = list(events)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = (directory / "relay.log").open("ab")
