@@ -322,6 +322,15 @@ SETTINGS: tuple[Setting, ...] = (
         shown_default="the one found in data/geoip/, if any",
     ),
     Setting(
+        "NOSTR_DASHBOARD_PATH",
+        "dashboard_path",
+        "file path",
+        "data/reports/network.html",
+        "the network dashboard: one HTML file that opens in a browser without any network",
+        parse_path,
+        is_path=True,
+    ),
+    Setting(
         "NOSTR_PARTITIONS_START",
         "partitions_start",
         "UTC hour, YYYY-MM-DD-HH:00",
@@ -355,6 +364,7 @@ class Settings:
     allow_private_addresses: bool
     geoip_city_db: Path | None  # None: the best database found in data/geoip/
     geoip_asn_db: Path | None
+    dashboard_path: Path
     partitions_start: str
 
 

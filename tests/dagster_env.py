@@ -20,6 +20,7 @@ from mmdb_factory import write_asn_db, write_city_db
 
 from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
 from nostr_assets.defs.resources import (
+    DashboardResource,
     GeoIPResource,
     NostrCrawlerResource,
     NostrDbtResource,
@@ -72,6 +73,8 @@ def graph_resources(
         "dbt": NostrDbtResource(
             project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE, duckdb_path=str(database)
         ),
+        # The dashboard beside the test warehouse, never in the checkout's data/reports/.
+        "dashboard": DashboardResource(path=str(database.parent / "reports" / "network.html")),
     }
 
 

@@ -31,3 +31,11 @@ def whole_model(hourly_parents: dg.AssetSelection) -> dg.AutomationCondition:
     # hour has created yet would fail; the first hour that lands builds it.
     missing_parent = dg.AutomationCondition.any_deps_missing().ignore(hourly_parents)
     return (_updated & ~missing_parent & _not_busy).with_label("parents_landed")
+
+
+# A report over the marts (one unpartitioned file, cheap to redraw): rebuilt once after any mart
+# it reads updates, hourly or not, or will in this tick (then it joins that run, after the
+# marts). Not while one of them is being rebuilt, so a run of the hourly marts and the run of
+# the marts over them make one rebuild, not two. No condition on missing marts: the report
+# draws an empty state for a mart that is not built.
+REPORT = (_updated & _not_busy).with_label("marts_updated")

@@ -23,10 +23,12 @@ from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
 from nostr_assets.defs.resources.dbt import NostrDbtResource
 from nostr_assets.defs.resources.geoip import GeoIPResource
 from nostr_assets.defs.resources.relays import NostrCrawlerResource, RelaySourcesResource
+from nostr_assets.defs.resources.reports import DashboardResource
 from nostr_assets.defs.resources.warehouse import WarehouseResource, WarehouseUnusable
 from nostr_assets.settings import Settings, load_settings
 
 __all__ = [
+    "DashboardResource",
     "GeoIPResource",
     "NostrCrawlerResource",
     "NostrDbtResource",
@@ -81,6 +83,9 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             project_dir=dbt_project,  # type: ignore[arg-type]
             dbt_executable=DBT_EXECUTABLE,
             duckdb_path=database,
+        ),
+        "dashboard": DashboardResource(
+            path=str(settings.dashboard_path), project_root=str(settings.project_root)
         ),
     }
 

@@ -1,0 +1,1 @@
+"""Reports drawn from the marts: the network dashboard."""
