@@ -3,7 +3,7 @@ contract with Dagster (vars window_start/window_end replace exactly that window,
 and nothing outside it), and --full-refresh. `dbt build` also runs the project's data tests
 and YAML unit tests (bolt11, replaceable selection, deletions), so a failing one fails here.
 
-The expected numbers are worked out by hand from tests/dbt/raw_fixture.py (events #1-#27).
+The expected numbers are worked out by hand from tests/raw_fixture.py (events #1-#27).
 """
 
 from __future__ import annotations
@@ -15,42 +15,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dbt.cli.main import dbtRunner
-from raw_fixture import ALICE, BOB, CAROL, R1, R2, T0, eid, write_raw_fixture
+from dbt_marts import build_fixture_marts, dbt_build
+from raw_fixture import ALICE, BOB, CAROL, R1, R2, T0, eid
 
-from nostr_assets.defs.dbt.assets import release_duckdb
-
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 WINDOW = {"window_start": "2024-01-01 11:00:00", "window_end": "2024-01-01 12:00:00"}
 
 
 def hour(day: int, h: int) -> datetime:
     return datetime(2024, 1, day, h, tzinfo=UTC)
-
-
-def dbt_build(db_path: Path, target_path: Path, *args: str) -> None:
-    """Run `dbt build` in-process against ``db_path``; fail the test on any error."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NOSTR_DUCKDB_PATH", str(db_path))
-        result = dbtRunner().invoke(
-            [
-                "build",
-                "--project-dir",
-                str(PROJECT_DIR),
-                "--profiles-dir",
-                str(PROJECT_DIR),
-                "--target-path",
-                str(target_path),
-                "--log-path",
-                str(target_path),
-                "--quiet",
-                *args,
-            ]
-        )
-    # dbt-duckdb keeps its DuckDB instance open in this process after the run; close it so the
-    # test can open the file (DuckDB refuses a second instance with another configuration).
-    release_duckdb()
-    assert result.success, f"dbt build {args} failed: {result.exception}"
 
 
 def query(db_path: Path, sql: str) -> list[tuple]:
@@ -66,10 +38,7 @@ def query(db_path: Path, sql: str) -> list[tuple]:
 def built(tmp_path_factory) -> tuple[Path, Path]:
     """The fixture's raw tables built through every model once (no vars: all history)."""
     root = tmp_path_factory.mktemp("dbt")
-    db_path = root / "nostr.duckdb"
-    write_raw_fixture(db_path)
-    dbt_build(db_path, root / "target")
-    return db_path, root
+    return build_fixture_marts(root), root
 
 
 def test_events_hourly(built):

@@ -1,4 +1,5 @@
-"""A small hand-crafted raw dataset for the dbt tests, written through ``ensure_raw_tables``.
+"""A small hand-crafted raw dataset for the dbt tests (and the dashboard's, over the same marts),
+written through ``ensure_raw_tables``.
 
 Every number the dbt tests expect is computed by hand from the rows below (see the comments in
 ``test_dbt_models.py``). Events need no valid signatures at this layer: dbt trusts ``raw``.
