@@ -15,45 +15,45 @@ verifies its own output), so ``load_or_build`` keeps the generated set as JSON l
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
+# The vocabulary and the text builders live in the package, where the offline demo
+# (nostr_assets/demo/) writes its events with them; the relay farm imports them from here.
+from nostr_assets.demo.content import (
+    NAMES,
+    ODD,
+    REACTIONS,
+    RELAYS,
+    WORDS,
+    contact_list,
+    profile,
+    text,
+)
 from nostr_assets.lib.protocol.event import Event, canonical_serialization, encode_event
+
+__all__ = [
+    "NAMES",
+    "ODD",
+    "REACTIONS",
+    "RELAYS",
+    "WORDS",
+    "build_events",
+    "contact_list",
+    "load_or_build",
+    "profile",
+    "secret_key",
+    "text",
+]
 
 # Bump when the generator changes, so stale cache files are not reused.
 GENERATOR_VERSION = 1
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 KIND_SHARES = {1: 0.60, 7: 0.30, 3: 0.05, 0: 0.05}
 BASE_TIME = 1_700_000_000
-
-WORDS = " ".join(
-    (
-        "gm nostr bitcoin relay zap note freedom sats lightning pleb coffee builder ser wagmi",
-        "hola mundo buenos días gracias café señor niño año pequeño",
-        "こんにちは 世界 ありがとう 日本語 ノストル おはよう",
-        "привет мир спасибо Ёлка",
-        "مرحبا سلام שלום Grüße Straße naïve façade smörgåsbord",
-        "🤙 ⚡ 🔥 💜 🫂 😂 🚀 🧡 👀 🌍 🍕 🇧🇷 👩\u200d💻 ❤️",
-    )
-).split()
-# Characters NIP-01 serialization escapes (or deliberately does not): they must round-trip.
-ODD = ('"quoted"', "back\\slash", "tab\there", "line\nbreak", "cr\r", "</script>", "\u2028")
-RELAYS = (
-    "wss://relay.damus.io",
-    "wss://nos.lol",
-    "wss://relay.nostr.band",
-    "wss://nostr.wine",
-    "wss://relay.primal.net",
-    "wss://purplepag.es",
-    "wss://relay.snort.social",
-)
-REACTIONS = ("+", "+", "+", "🤙", "❤️", "🔥", "😂", "⚡", "-", "🫂")
-NAMES = ("satoshi", "alice", "bob", "ナカモト", "josé", "Мария", "ana_ñ", "🐸frog", "zapper")
 
 
 def secret_key(seed: int, index: int) -> bytes:
@@ -95,49 +95,6 @@ class _Signer:
         if not ok:
             raise ValueError("signing failed")
         return bytes(self._ffi.buffer(self._sig, 64)).hex()
-
-
-def text(rng: random.Random, low: int, high: int) -> str:
-    """Words of several scripts, now and then a character NIP-01 escapes or a link."""
-    words = rng.choices(WORDS, k=rng.randint(low, high))
-    if rng.random() < 0.15:
-        words.insert(rng.randrange(len(words) + 1), rng.choice(ODD))
-    if rng.random() < 0.2:
-        words.append(f"https://example.com/{rng.getrandbits(40):x}.jpg")
-    return " ".join(words)
-
-
-def contact_list(rng: random.Random, other: Callable[[], str]) -> tuple[list[list[str]], str]:
-    """Tags and content of a kind-3 contact list following keys drawn by ``other``."""
-    # Real follow lists: median in the low hundreds, a long tail past a thousand.
-    count = max(1, min(int(rng.lognormvariate(5.4, 0.7)), 2000))
-    tags = []
-    for _ in range(count):
-        tag = ["p", other()]
-        if rng.random() < 0.25:
-            tag.append(rng.choice(RELAYS))
-            if rng.random() < 0.3:
-                tag.append(rng.choice(NAMES))
-        tags.append(tag)
-    content = ""
-    if rng.random() < 0.4:  # the legacy relay map some clients still write
-        relays = rng.sample(RELAYS, 3)
-        content = json.dumps({r: {"read": True, "write": rng.random() < 0.7} for r in relays})
-    return tags, content
-
-
-def profile(rng: random.Random) -> str:
-    """The content of a kind-0 profile."""
-    name = rng.choice(NAMES)
-    meta = {
-        "name": name,
-        "display_name": f"{name} {rng.choice(WORDS)}",
-        "about": text(rng, 5, 40),
-        "picture": f"https://example.com/avatar/{rng.getrandbits(48):x}.png",
-        "nip05": f"{name}@example.com",
-        "lud16": f"{name}@getalby.com",
-    }
-    return json.dumps(meta, ensure_ascii=False)
 
 
 class _Generator:

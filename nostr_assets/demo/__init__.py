@@ -1,0 +1,7 @@
+"""The offline demo (`make demo`): local relays holding a generated network of the last 48
+hours, the pipeline pointed at them, every mart and the dashboard built, the Dagster UI served.
+
+``content``, ``kinds`` and ``network`` are pure (the events, from a seed); ``relays`` starts and
+stops the local nostr-relay servers; ``run`` orchestrates, and is the only module that imports
+Dagster. ``python -m nostr_assets.demo --help`` lists its options.
+"""
