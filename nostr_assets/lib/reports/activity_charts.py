@@ -8,6 +8,7 @@ import altair as alt
 
 from nostr_assets.lib.reports.chart_parts import (
     ACCENT,
+    COUNT_AXIS,
     HEIGHT,
     WIDE,
     WIDTH,
@@ -75,8 +76,8 @@ def active_authors(data: DashboardData) -> Panel:
         alt.Chart(alt.Data(values=rows))
         .mark_line(point=True)
         .encode(
-            x=day_axis("activity_date", data),
-            y=alt.Y("authors:Q", title="authors"),
+            x=day_axis("activity_date", data, middle=True),
+            y=alt.Y("authors:Q", title="authors", axis=COUNT_AXIS),
             color=alt.Color(
                 "measure:N", title=None, sort=None, legend=alt.Legend(orient="bottom", columns=2)
             ),
@@ -102,10 +103,15 @@ def zaps(data: DashboardData) -> Panel:
     chart: Chart = (
         alt.layer(
             base.mark_bar(color="#f2a541", width=alt.RelativeBandSize(0.8)).encode(
-                y=alt.Y("zaps:Q", title="zap receipts", axis=alt.Axis(titleColor="#c77d0a")),
+                y=alt.Y(
+                    "zaps:Q",
+                    title="zap receipts",
+                    axis=alt.Axis(titleColor="#c77d0a", format="d", tickMinStep=1),
+                ),
                 tooltip=["zap_date:T", "zaps:Q", "zaps_with_amount:Q"],
             ),
             base.mark_line(color=ACCENT, point=True).encode(
+                x=day_axis("zap_date", data, middle=True),
                 y=alt.Y(
                     "claimed_amount_sats:Q",
                     title="sats claimed",
@@ -136,7 +142,7 @@ def long_form(data: DashboardData) -> Panel:
         .mark_bar(color=ACCENT, width=alt.RelativeBandSize(0.8))
         .encode(
             x=day_axis("published_date", data),
-            y=alt.Y("articles:Q", title="articles"),
+            y=alt.Y("articles:Q", title="articles", axis=COUNT_AXIS),
             tooltip=["published_date:T", "articles:Q", "authors:Q"],
         )
         .properties(width=WIDTH, height=HEIGHT)

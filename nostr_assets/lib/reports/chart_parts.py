@@ -88,10 +88,15 @@ def hour_axis(field: str, data: DashboardData) -> alt.X:
     )
 
 
-def day_axis(field: str, data: DashboardData) -> alt.X:
+# Counts are whole: no axis tick at 0.5 relay.
+COUNT_AXIS = alt.Axis(format="d", tickMinStep=1)
+
+
+def day_axis(field: str, data: DashboardData, middle: bool = False) -> alt.X:
     """The days shown, in UTC, the same on every daily chart: from the first day with data
     (at most DAYS_SHOWN back) to the latest hour's day, and never fewer than MIN_DAYS, so that a
-    single day is a bar, not the whole width."""
+    single day is a bar, not the whole width. ``middle`` puts points at the middle of their day,
+    over its bar."""
     last = (data.latest_hour or data.built_at).date()
     first = min(
         (date.fromisoformat(row[column]) for table, column in DAILY for row in data.tables[table]),
@@ -106,6 +111,7 @@ def day_axis(field: str, data: DashboardData) -> alt.X:
         title="day (UTC)",
         scale=alt.Scale(domain=domain),
         axis=alt.Axis(format="%b %d", labelAngle=0),
+        bandPosition=0.5 if middle else alt.Undefined,
     )
 
 

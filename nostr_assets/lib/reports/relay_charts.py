@@ -9,6 +9,7 @@ import altair as alt
 
 from nostr_assets.lib.reports.chart_parts import (
     ACCENT,
+    COUNT_AXIS,
     DOWN,
     HEIGHT,
     ROW_HEIGHT,
@@ -169,7 +170,9 @@ def relay_coverage(data: DashboardData) -> Panel:
     base = alt.Chart(alt.Data(values=rows)).encode(y=y, tooltip=tooltip)
     chart: Chart = (
         alt.layer(
-            base.mark_bar(color="#b8c4e0").encode(x=alt.X("events_held:Q", title="events")),
+            base.mark_bar(color="#b8c4e0").encode(
+                x=alt.X("events_held:Q", title="events", axis=COUNT_AXIS)
+            ),
             base.mark_bar(color=ACCENT).encode(x="exclusive_events:Q"),
             base.mark_text(align="left", dx=3, fontSize=10).encode(
                 x="events_held:Q", text=alt.Text("share_of_events:Q", format=".0%")
@@ -200,7 +203,7 @@ def replication(data: DashboardData) -> Panel:
             x=alt.X(
                 "relay_count:O", title="relays an event was seen on", axis=alt.Axis(labelAngle=0)
             ),
-            y=alt.Y("events:Q", title="events"),
+            y=alt.Y("events:Q", title="events", axis=COUNT_AXIS),
             tooltip=["relay_count:O", "events:Q"],
         )
         .properties(width=WIDTH, height=HEIGHT)
@@ -251,7 +254,7 @@ def software(data: DashboardData) -> Panel:
         alt.Chart(alt.Data(values=rows))
         .mark_bar(color=ACCENT)
         .encode(
-            x=alt.X("relays:Q", title="relays"),
+            x=alt.X("relays:Q", title="relays", axis=COUNT_AXIS),
             y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
             tooltip=["software:N", "relays:Q", alt.Tooltip("versions:Q", title="versions")],
         )
