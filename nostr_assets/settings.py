@@ -115,6 +115,18 @@ def parse_relay_urls(text: str) -> tuple[str, ...]:
     return urls
 
 
+def parse_monitor_key(text: str) -> bool:
+    """True for a usable key. Settings keep only that: the key itself is read from the
+    environment by the monitor resource, when something is to be signed."""
+    from nostr_assets.lib.protocol.keys import InvalidSecretKey, parse_secret_key
+
+    try:
+        parse_secret_key(text)
+    except InvalidSecretKey as error:
+        raise ValueError(str(error)) from None
+    return True
+
+
 def parse_path(text: str) -> Path:
     return Path(text.strip()).expanduser()
 
@@ -144,6 +156,7 @@ class Setting:
     parse: Callable[[str], Any]
     is_path: bool = False  # relative values are resolved against the project root
     shown_default: str | None = None  # how the README shows the default, when not `default`
+    secret: bool = False  # never repeated, not even in the line that refuses it
 
 
 # The first partition of a new install: recent, because Dagster lists every partition, filled
@@ -331,6 +344,25 @@ SETTINGS: tuple[Setting, ...] = (
         is_path=True,
     ),
     Setting(
+        "NOSTR_MONITOR_SECRET_KEY",
+        "monitor_secret_key_set",
+        "64 hex characters or nsec1...",
+        "",
+        "the key our NIP-66 monitor signs its reports with; unset: nothing is published",
+        parse_monitor_key,
+        shown_default="none (publishing off)",
+        secret=True,
+    ),
+    Setting(
+        "NOSTR_MONITOR_PUBLISH_RELAYS",
+        "monitor_publish_relays",
+        "comma-separated ws(s):// URLs",
+        "",
+        "where our NIP-66 monitor publishes its hourly kind-30166 reports",
+        parse_relay_urls,
+        shown_default="none (publishing off)",
+    ),
+    Setting(
         "NOSTR_PARTITIONS_START",
         "partitions_start",
         "UTC hour, YYYY-MM-DD-HH:00",
@@ -365,6 +397,8 @@ class Settings:
     geoip_city_db: Path | None  # None: the best database found in data/geoip/
     geoip_asn_db: Path | None
     dashboard_path: Path
+    monitor_secret_key_set: bool | None  # the key is never kept here; None: unset
+    monitor_publish_relays: tuple[str, ...] | None
     partitions_start: str
 
 
@@ -430,7 +464,8 @@ def load_settings(
         try:
             value = setting.parse(text) if text.strip() else None
         except ValueError as error:
-            problems.append(problem(setting.name, given, str(error)))
+            shown = "<hidden>" if setting.secret else given
+            problems.append(problem(setting.name, shown, str(error)))
             continue
         if setting.is_path and value is not None:
             value = (root / value).resolve()

@@ -24,6 +24,7 @@ from nostr_assets.defs.resources import (
     GeoIPResource,
     NostrCrawlerResource,
     NostrDbtResource,
+    NostrMonitorResource,
     RelaySourcesResource,
     WarehouseResource,
 )
@@ -75,6 +76,8 @@ def graph_resources(
         ),
         # The dashboard beside the test warehouse, never in the checkout's data/reports/.
         "dashboard": DashboardResource(path=str(database.parent / "reports" / "network.html")),
+        # Publishing off, as on a new install; tests that publish set a key and relays.
+        "monitor": NostrMonitorResource(),
     }
 
 

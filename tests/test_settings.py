@@ -232,3 +232,22 @@ def test_the_readme_configuration_table_lists_every_setting():
     table = readme[readme.index("### Configuration") :].split("\n\n| variable")[1].split("\n\n")[0]
     listed = set(re.findall(r"`(NOSTR_[A-Z0-9_]+)`", table))
     assert listed == {setting.name for setting in SETTINGS}
+
+
+def test_the_monitor_key_is_checked_but_never_repeated():
+    secret = "ab" * 31 + "zz"  # 64 characters, not hex: refused
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"NOSTR_MONITOR_SECRET_KEY": secret}, only=["NOSTR_MONITOR_SECRET_KEY"])
+    (line,) = refused.value.problems
+    assert line.startswith("NOSTR_MONITOR_SECRET_KEY='<hidden>': expected 64 hex")
+    assert secret not in str(refused.value)
+    settings = load_settings(
+        {
+            "NOSTR_MONITOR_SECRET_KEY": "ab" * 32,
+            "NOSTR_MONITOR_PUBLISH_RELAYS": "wss://Relay.Example.com",
+        },
+        only=["NOSTR_MONITOR_SECRET_KEY", "NOSTR_MONITOR_PUBLISH_RELAYS"],
+    )
+    assert settings.monitor_secret_key_set is True  # whether it is set, never the key itself
+    assert "ab" * 32 not in repr(settings)
+    assert settings.monitor_publish_relays == ("wss://relay.example.com",)

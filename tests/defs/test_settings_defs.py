@@ -508,3 +508,18 @@ def test_guarded_relays_skipped_are_named_with_the_setting_that_allows_them(
     fetched = table(database, "select distinct relay_url from raw.relay_fetch_stats")
     assert fetched == [(relay_a.url,)]
     assert table(database, "select relay_url from raw.relay_snapshots") == [(relay_a.url,)]
+
+
+def test_the_monitor_key_reaches_its_resource_as_an_environment_variable(monkeypatch):
+    """The UI shows a resource's field values: the key is bound as an EnvVar, so it shows
+    the variable's name, and the run reads the value from its own environment."""
+    secret = "cd" * 32
+    monkeypatch.setenv("NOSTR_MONITOR_SECRET_KEY", secret)
+    monkeypatch.setenv("NOSTR_MONITOR_PUBLISH_RELAYS", "wss://relay.example.com")
+    monitor = build_resources(load_settings())["monitor"]
+    assert secret not in repr(monitor) and secret not in str(monitor.__dict__)
+    assert monitor.publish_relays == "wss://relay.example.com"
+    with dg.build_resources({"monitor": monitor}) as built:
+        assert built.monitor.enabled() and built.monitor.key().secret.hex() == secret
+    monkeypatch.delenv("NOSTR_MONITOR_SECRET_KEY")
+    assert not build_resources(load_settings())["monitor"].enabled()

@@ -22,6 +22,7 @@ import dagster as dg
 from nostr_assets.defs.dbt.project import DBT_EXECUTABLE, dbt_project
 from nostr_assets.defs.resources.dbt import NostrDbtResource
 from nostr_assets.defs.resources.geoip import GeoIPResource
+from nostr_assets.defs.resources.monitor import KEY_VARIABLE, NostrMonitorResource
 from nostr_assets.defs.resources.relays import NostrCrawlerResource, RelaySourcesResource
 from nostr_assets.defs.resources.reports import DashboardResource
 from nostr_assets.defs.resources.warehouse import WarehouseResource, WarehouseUnusable
@@ -32,6 +33,7 @@ __all__ = [
     "GeoIPResource",
     "NostrCrawlerResource",
     "NostrDbtResource",
+    "NostrMonitorResource",
     "RelaySourcesResource",
     "WarehouseResource",
     "WarehouseUnusable",
@@ -86,6 +88,12 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         ),
         "dashboard": DashboardResource(
             path=str(settings.dashboard_path), project_root=str(settings.project_root)
+        ),
+        "monitor": NostrMonitorResource(
+            # The one EnvVar binding: a secret must not be a value the UI displays. The
+            # setting was checked above (and is never repeated, even when refused).
+            secret_key=dg.EnvVar(KEY_VARIABLE) if settings.monitor_secret_key_set else "",
+            publish_relays=",".join(settings.monitor_publish_relays or ()),
         ),
     }
 

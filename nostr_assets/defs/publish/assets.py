@@ -1,0 +1,168 @@
+"""publish/nip66_relay_reports: our hourly observations, published as a NIP-66 monitor.
+
+Strictly opt-in: nothing is signed or sent unless NOSTR_MONITOR_SECRET_KEY and
+NOSTR_MONITOR_PUBLISH_RELAYS are both set. The key stays inside the monitor resource: it is
+never logged, never in metadata, never in the warehouse, never in an error message.
+"""
+
+import asyncio
+from collections import Counter
+from datetime import UTC
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.resources import NostrCrawlerResource
+from nostr_assets.defs.resources.monitor import NostrMonitorResource
+from nostr_assets.lib.network.publisher import publish
+from nostr_assets.lib.protocol.nip66_publish import (
+    Observation,
+    monitor_announcement,
+    monitor_profile,
+    monitor_relay_list,
+    relay_report,
+)
+from nostr_assets.lib.warehouse.landing import replace_window
+from nostr_assets.lib.warehouse.tables.nip66_publish_results import publish_result_rows
+
+# Our own probe rows of relays found reachable: NIP-66 reports describe relays a monitor found
+# online, and rows rebuilt from other monitors' reports are theirs to publish, not ours.
+OBSERVATIONS_SQL = """
+    select
+        s.relay_url,
+        epoch(s.observed_at)::bigint as observed_at,
+        s.rtt_open_ms,
+        s.rtt_read_ms,
+        s.nip11_raw,
+        s.supported_nips,
+        s.auth_required,
+        s.payment_required,
+        s.reads_without_auth,
+        s.requires_auth_for_read,
+        s.answers_count,
+        s.answers_negentropy,
+        g.latitude,
+        g.longitude,
+        g.country_code,
+        g.asn
+    from raw.relay_snapshots as s
+    left join raw.relay_geolocations as g
+        on g.snapshot_hour = s.snapshot_hour and g.relay_url = s.relay_url
+    where s.snapshot_hour = $1 and s.observation_source = 'probe' and s.is_reachable
+    order by s.relay_url
+"""
+
+PROFILE = {
+    "name": "nostr-analytics monitor",
+    "about": "Hourly NIP-66 relay reports (reachability, round trips, NIP-11, what relays "
+    "answer) from a nostr-analytics pipeline.",
+}
+
+
+def read_observations(conn, hour) -> list[Observation]:
+    rows = conn.execute(OBSERVATIONS_SQL, [hour]).fetchall()
+    columns = [d[0] for d in conn.description]
+    observations = []
+    for row in rows:
+        fields = dict(zip(columns, row, strict=True))
+        nips = fields["supported_nips"]
+        fields["supported_nips"] = tuple(nips) if nips is not None else None
+        observations.append(Observation(**fields))
+    return observations
+
+
+REPORTS = dg.AssetKey(["publish", "nip66_relay_reports"])
+RESULTS = dg.AssetKey(["raw", "nip66_publish_results"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            REPORTS,
+            description="One kind-30166 event per relay our probe found reachable in the hour, "
+            "signed by NOSTR_MONITOR_SECRET_KEY and sent to NOSTR_MONITOR_PUBLISH_RELAYS.",
+            deps=[["raw", "relay_snapshots"], ["raw", "relay_geolocations"]],
+            group_name="publish",
+            kinds={"python", "nostr"},
+            # Published once the hour's snapshots and geolocations are in; a rerun sends the
+            # same signed events again, which relays take as duplicates.
+            automation_condition=dg.AutomationCondition.eager(),
+        ),
+        dg.AssetSpec(
+            RESULTS,
+            description="One row per snapshot hour, relay published to and event: what the "
+            "relay answered (accepted, duplicate, refused, no_answer, unreachable).",
+            deps=[["raw", "relay_snapshots"], ["raw", "relay_geolocations"]],
+            group_name="publish",
+            kinds={"python", "duckdb"},
+            # Not written when publishing is off: the rows of an earlier publish stay.
+            skippable=True,
+        ),
+    ],
+    partitions_def=hourly_partitions,
+    pool="duckdb",
+)
+def nip66_relay_reports(
+    context: dg.AssetExecutionContext,
+    duckdb: DuckDBResource,
+    monitor: NostrMonitorResource,
+    crawler: NostrCrawlerResource,
+):
+    """One kind-30166 event per relay our probe found reachable in the partition's hour, plus
+    the monitor's kind-10166 announcement, kind-0 profile and kind-10002 relay list, sent to
+    NOSTR_MONITOR_PUBLISH_RELAYS; raw.nip66_publish_results gets one row per relay and event
+    with what the relay answered. Without a key and relays, nothing is sent, and the
+    materialization says why."""
+    hour = context.partition_time_window.start.astimezone(UTC)
+    if not monitor.enabled():
+        why = monitor.why_disabled()
+        context.log.info(f"nothing published: {why}")
+        yield dg.MaterializeResult(
+            asset_key=REPORTS, metadata={"published": 0, "why_not_published": why}
+        )
+        return
+
+    key, relays = monitor.key(), monitor.relays()
+    with duckdb.get_connection() as conn:
+        observations = read_observations(conn, hour)
+    reports = [relay_report(key, seen) for seen in observations]
+    now = int(hour.timestamp()) + 3600  # the hour's close: the same on every rerun
+    config = crawler.client_config()
+    timeouts = {
+        "open": round(config.connect_timeout * 1000),
+        "read": round(config.idle_timeout * 1000),
+        "nip11": round(config.connect_timeout * 1000),
+    }
+    own = [
+        monitor_announcement(key, now, 3600, timeouts),
+        monitor_profile(key, now, PROFILE),
+        monitor_relay_list(key, now, relays),
+    ]
+    results = asyncio.run(publish(relays, reports + own, config))
+    subjects = {event.id: seen.relay_url for event, seen in zip(reports, observations, strict=True)}
+    with duckdb.get_connection() as conn:
+        replace_window(
+            conn,
+            "nip66_publish_results",
+            "snapshot_hour",
+            hour,
+            context.partition_time_window.end.astimezone(UTC),
+            publish_result_rows(hour, results, subjects),
+        )
+    statuses = Counter(r.status for r in results)
+    context.log.info(
+        f"{len(reports)} relay report(s) for {hour:%Y-%m-%d %H:00} sent to {len(relays)} "
+        f"relay(s) as {key.npub}: "
+        + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+    )
+    yield dg.MaterializeResult(asset_key=RESULTS, metadata={"dagster/row_count": len(results)})
+    yield dg.MaterializeResult(
+        asset_key=REPORTS,
+        metadata={
+            "published": len(reports),
+            "monitor_npub": key.npub,
+            "publish_relays": len(relays),
+            **{f"status/{status}": n for status, n in sorted(statuses.items())},
+        },
+    )
