@@ -33,9 +33,11 @@ def whole_model(hourly_parents: dg.AssetSelection) -> dg.AutomationCondition:
     return (_updated & ~missing_parent & _not_busy).with_label("parents_landed")
 
 
-# A report over the marts (one unpartitioned file, cheap to redraw): rebuilt once after any mart
-# it reads updates, hourly or not, or will in this tick (then it joins that run, after the
-# marts). Not while one of them is being rebuilt, so a run of the hourly marts and the run of
-# the marts over them make one rebuild, not two. No condition on missing marts: the report
-# draws an empty state for a mart that is not built.
-REPORT = (_updated & _not_busy).with_label("marts_updated")
+# A report over the marts (one unpartitioned file, drawn in a few seconds): redrawn after any
+# mart it reads updates, hourly or not, once the marts have settled: not while one of them is
+# being rebuilt or is requested in this very tick. A landed hour rebuilds the marts in waves (the
+# hour's marts, then the catalog's, then those over the intermediate tables, a tick or more
+# apart); waiting for the last wave draws the page once per hour instead of once per wave. No
+# condition on missing marts: the report draws an empty state for a mart that is not built.
+_deps_requested = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested())
+REPORT = (_updated & _not_busy & ~_deps_requested).with_label("marts_settled")
