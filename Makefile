@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DAGSTER_PORT ?= 3000
 
-.PHONY: setup lock port-free prepare-dbt geoip run ui crawl test test-fast lint bench clean browser
+.PHONY: setup lock port-free prepare-dbt geoip run demo ui crawl test test-fast lint bench clean browser
 
 $(UV):
 	$(PYTHON) -m venv $(UV_DIR)
@@ -44,6 +44,14 @@ geoip: setup
 run: port-free prepare-dbt geoip
 	$(BIN)/dagster asset materialize -m nostr_assets.definitions --select raw/relay_catalog
 	$(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
+
+# The offline demo: local relays (nostr-relay on 127.0.0.1) holding a generated network of the
+# last 48 hours, backfilled into a warehouse and Dagster instance of its own under data/demo/
+# (the real ones are not touched), every mart and the dashboard built, then the UI as for run.
+# No geoip step: the demo's relays are on 127.0.0.1, which no database places. Ctrl-C stops
+# the UI and the relays.
+demo: port-free prepare-dbt
+	$(BIN)/python -m nostr_assets.demo --port $(DAGSTER_PORT)
 
 # A second `make run` would print "Serving on :3000", then fail to bind and keep running.
 port-free:

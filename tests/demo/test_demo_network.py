@@ -26,7 +26,8 @@ from nostr_assets.lib.protocol.nip66 import report_from_event
 from nostr_assets.lib.protocol.relay_url import normalize_relay_url
 
 URLS = [f"ws://127.0.0.1:{port}" for port in (41001, 41002, 41003, 41004)]
-END = int(time.time()) // HOUR * HOUR
+NOW = time.time()
+END = int(NOW) // HOUR * HOUR  # as the demo takes it: the current hour's start
 KINDS = {0, 1, 3, 5, 6, 7, 9735, 30023, 10002, 30166}
 
 
@@ -57,6 +58,16 @@ def test_another_seed_gives_another_network(network):
     assert not {e.id for e in other.events} & {e.id for e in network.events}
 
 
+def test_the_relays_ports_change_the_urls_not_the_shape(network):
+    other = build_network([f"ws://127.0.0.1:{port}" for port in (5, 6, 7, 8)], END)
+    assert Counter((e.kind, e.created_at) for e in other.events) == Counter(
+        (e.kind, e.created_at) for e in network.events
+    )
+    assert [len(held) for held in other.held.values()] == [
+        len(held) for held in network.held.values()
+    ]
+
+
 def test_every_event_verifies_and_survives_the_wire(network):
     verifier = EventVerifier()
     assert [verifier.reject_reason(e) for e in network.events] == [None] * len(network.events)
@@ -68,8 +79,8 @@ def test_every_event_verifies_and_survives_the_wire(network):
 def test_events_are_the_48_hours_before_the_current_hour(network):
     assert network.end == END and network.start == END - DEMO_HOURS * HOUR
     assert all(network.start <= e.created_at < network.end for e in network.events)
-    now = time.time()
-    assert all(now - 49 * HOUR <= e.created_at < now for e in network.events)
+    # the last 48 closed hours: at most 49 hours old
+    assert all(NOW - 49 * HOUR < e.created_at < NOW for e in network.events)
     hours = Counter((e.created_at - network.start) // HOUR for e in network.events if e.kind == 1)
     assert set(hours) == set(range(DEMO_HOURS))  # notes in every hour
 

@@ -1,0 +1,192 @@
+"""The offline demo end to end (`python -m nostr_assets.demo --no-ui`, what `make demo` runs
+before serving the UI), against a temporary folder.
+
+Protects: the demo's relays serve what the generator put on them and the warehouse gets every
+event of every relay (exactly: each relay's sightings are its events); the marts come out
+non-empty (zaps with sats, long-form, top reactions, replication, coverage, relay health from
+NIP-66 snapshots); the dashboard is written when the code location has it; the relays are
+stopped afterwards, on success and when the demo is stopped with SIGTERM mid-way (no process
+left, ports closed); and nothing of the user's own warehouse or Dagster instance is touched.
+
+The run covers 12 hours rather than the default 48: Dagster records a planned and a done
+event per hour and asset, which is most of what the hours cost; `make demo` measures the 48.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from nostr_assets.settings import find_project_root
+
+pytestmark = pytest.mark.integration
+
+ROOT = find_project_root()
+HOURS = 12
+MARTS = (
+    "fct_events_hourly",
+    "fct_active_pubkeys_daily",
+    "fct_zaps_daily",
+    "fct_long_form_daily",
+    "fct_top_reactions",
+    "fct_event_replication",
+    "fct_relay_coverage",
+    "fct_relay_health_hourly",
+    "dim_relays",
+)
+
+
+def demo_command(folder: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "nostr_assets.demo", "--no-ui", "--dir", str(folder), *extra]
+
+
+def user_state() -> dict[str, tuple[int, int] | None]:
+    """Size and modification time of every file of the user's own warehouse and instance."""
+    paths = [ROOT / "data" / "nostr.duckdb", ROOT / "data" / "nostr.duckdb.wal"]
+    paths += sorted((ROOT / "data" / "dagster_home").rglob("*"))
+    return {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None for p in paths
+    }
+
+
+def processes_mentioning(folder: Path) -> list[str]:
+    """Command lines of live processes that name ``folder`` (relays run from inside it)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in text:
+            found.append(text)
+    return found
+
+
+def assert_relays_gone(folder: Path, relays: list[dict]) -> None:
+    deadline = time.monotonic() + 10
+    while processes_mentioning(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_mentioning(folder) == []
+    for relay in relays:
+        with pytest.raises(ProcessLookupError):
+            os.kill(relay["pid"], 0)
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", relay["port"])) != 0, relay["url"]
+
+
+def query(database: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    before = user_state()
+    done = subprocess.run(
+        demo_command(folder, "--hours", str(HOURS)),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((folder / "demo.json").read_text())
+    return folder, summary, done.stdout, before
+
+
+def test_prints_its_progress(demo):
+    _, _, output, _ = demo
+    for line in (
+        "4 relays started",
+        f"{HOURS} hours backfilled",
+        "relay snapshots:",
+        "marts built",
+        "relays stopped",
+    ):
+        assert line in output
+
+
+def test_the_warehouse_holds_every_event_of_every_relay(demo):
+    _, summary, _, _ = demo
+    database = Path(summary["warehouse"])
+    held = dict(
+        query(database, "select relay_url, count(*) from raw.event_relay_sightings group by 1")
+    )
+    assert held == {relay["url"]: relay["events"] for relay in summary["relays"]}
+    assert query(database, "select count(*) from raw.nostr_events") == [(summary["events"],)]
+    caps = {relay["max_limit"] for relay in summary["relays"]}
+    assert len(caps) == 4 and min(caps) < 50  # paging past small caps was needed
+
+
+def test_the_marts_are_not_empty(demo):
+    _, summary, _, _ = demo
+    database = Path(summary["warehouse"])
+    for mart in MARTS:
+        assert query(database, f"select count(*) from main.{mart}")[0][0] > 0, mart
+    sats, zaps = query(database, "select sum(claimed_amount_sats), sum(zaps) from fct_zaps_daily")[
+        0
+    ]
+    assert sats > 0 and zaps > 0
+    assert query(database, "select sum(articles) from fct_long_form_daily")[0][0] > 0
+    sources = dict(
+        query(database, "select observation_source, count(*) from raw.relay_snapshots group by 1")
+    )
+    # every past hour from the monitors' NIP-66 reports, the latest probed
+    assert sources["nip66"] >= (HOURS - 1) * 4 and sources["probe"] == 4
+
+
+def test_the_dashboard_is_written_when_the_code_location_has_it(demo):
+    folder, summary, _, _ = demo
+    if summary["counts"]["dashboard_written"]:
+        assert (folder / "network.html").stat().st_size > 0
+
+
+def test_relays_are_stopped_afterwards(demo):
+    folder, summary, _, _ = demo
+    assert_relays_gone(folder, summary["relays"])
+
+
+def test_the_users_own_warehouse_and_instance_are_untouched(demo):
+    _, summary, _, before = demo
+    assert user_state() == before
+    assert Path(summary["warehouse"]).parent != ROOT / "data"
+    assert Path(summary["dagster_home"]).is_relative_to(Path(summary["warehouse"]).parent)
+
+
+def test_sigterm_mid_way_stops_the_relays(tmp_path):
+    process = subprocess.Popen(
+        demo_command(tmp_path, "--hours", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "relays started" in line:
+                break
+        assert "relays started" in seen[-1], "".join(seen)
+        # the summary names the relays as soon as they listen
+        relays = json.loads((tmp_path / "demo.json").read_text())["relays"]
+        assert processes_mentioning(tmp_path)
+        process.send_signal(signal.SIGTERM)
+        output = process.stdout.read()
+        assert process.wait(timeout=60) == 130, output
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "relays stopped" in output
+    assert_relays_gone(tmp_path, relays)
