@@ -24,7 +24,15 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --extra test --python $(PYTHON)
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The dashboard's country outlines (world-atlas, ISC, from the npm registry) into node_modules/,
+# exactly as package-lock.json pins them. Without npm the map draws a plain globe, and says so.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
+	else echo "warning: npm not found: the dashboard's map will have no country outlines"; fi
+
+setup: $(STAMP) $(NODE_STAMP)
 
 # Upgrade every pinned package on purpose (within pyproject.toml's ranges), then run make test.
 lock: $(UV)
@@ -90,4 +98,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_dbt.py
 
 clean:
-	rm -rf $(VENV) $(UV_DIR) dbt_project/target
+	rm -rf $(VENV) $(UV_DIR) dbt_project/target node_modules
