@@ -7,24 +7,32 @@ policy), relay snapshots, every dbt model, the dashboard. Runs execute in this p
 (`execute_in_process`): a `dagster asset materialize` per stage would load the definitions
 and the dbt manifest again each time (about 7 s here).
 
-The definitions read the settings when they load, so they are imported only when the demo's
-environment is in place (``load_graph``).
+It is a process of its own (``python -m nostr_assets.demo.backfill``, started by run.py with
+the demo's settings in its environment), for two reasons. Dagster takes over SIGINT and SIGTERM
+during a run and only notes them, and a dbt subprocess killed by Ctrl-C left its step waiting
+for ever (seen here): in a process group of its own, the demo can always stop it, with SIGKILL
+if need be. And it loads the definitions (about 7 s) while the demo's relays start; it waits
+for `go` on its standard input before its first run.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import dagster as dg
 import duckdb
 
+from nostr_assets.demo.progress import Progress, say
 from nostr_assets.settings import PARTITION_FORMAT, load_settings
 
 HOUR = 3600
@@ -42,12 +50,6 @@ DASHBOARD = dg.AssetKey(["reports", "network_dashboard"])
 
 class StepFailed(RuntimeError):
     """A run of the backfill failed; the message names its failed steps and their errors."""
-
-
-class Progress(Protocol):
-    def step(self, name: str, doing: str) -> Any: ...
-
-    def done(self, name: str, message: str) -> None: ...
 
 
 @contextmanager
@@ -208,7 +210,7 @@ def run_all(graph: Graph, start: int, end: int, progress: Progress, log: Path) -
     dashboard = next((a for a in assets if DASHBOARD in a.keys), None)
     counts["dashboard_written"] = False
     if dashboard is None:
-        print("demo: no reports/network_dashboard asset in this version: dashboard skipped")
+        say("no reports/network_dashboard asset in this version: dashboard skipped")
         return counts
     tags = None
     partitions = dashboard.partitions_def
@@ -225,3 +227,32 @@ def run_all(graph: Graph, start: int, end: int, progress: Progress, log: Path) -
     counts["dashboard_written"] = True
     progress.done("dashboard", "dashboard written")
     return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nostr_assets.demo.backfill")
+    parser.add_argument("--start", type=int, required=True, help="first hour, unix seconds")
+    parser.add_argument("--end", type=int, required=True, help="end of the last hour")
+    parser.add_argument("--log", type=Path, required=True, help="where the runs' output goes")
+    parser.add_argument("--results", type=Path, required=True, help="steps and counts, JSON")
+    args = parser.parse_args(argv)
+    began = time.monotonic()
+    with output_to(args.log):
+        graph = load_graph()
+    loaded = time.monotonic() - began
+    if sys.stdin.readline().strip() != "go":  # the relays did not start: nothing to do
+        return 1
+    say(f"definitions loaded ({loaded:.1f} s, while the relays started)")
+    progress = Progress()
+    progress.steps["definitions"] = round(loaded, 1)
+    try:
+        counts = run_all(graph, args.start, args.end, progress, args.log)
+    except StepFailed as failed:
+        say(f"failed: {failed}")
+        return 1
+    args.results.write_text(json.dumps({"steps": progress.steps, "counts": counts}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -43,6 +43,10 @@ class DemoPaths:
         return self.root / "demo.json"
 
     @property
+    def results(self) -> Path:
+        return self.root / "backfill.json"
+
+    @property
     def log(self) -> Path:
         return self.root / "backfill.log"
 
@@ -57,6 +61,7 @@ class DemoPaths:
             self.warehouse.with_name(self.warehouse.name + ".wal"),
             self.dashboard,
             self.summary,
+            self.results,
             self.log,
         ):
             path.unlink(missing_ok=True)

@@ -163,7 +163,8 @@ def _yaml_text(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """``preexec_fn`` of the demo's children: on Linux, SIGTERM when the demo dies."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -183,7 +184,7 @@ def _serve(spec: RelaySpec, directory: Path) -> RunningRelay:
             stdout=log,
             stderr=log,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     return RunningRelay(spec, directory, process)
 
@@ -226,7 +227,7 @@ def start_relays(
         stdout=subprocess.PIPE,
         stderr=out,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     try:
         assert loader.stdout is not None

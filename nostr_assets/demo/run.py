@@ -6,10 +6,11 @@
    (default data/demo/): its own DuckDB file, DAGSTER_HOME, an empty bootstrap relay list (the
    real one is never crawled), NOSTR_RELAYS = the demo relays, loopback allowed, the first
    partition at the first demo hour, the dashboard's path.
-3. Those 48 hours are backfilled in a few runs of the real asset graph, in this process and
-   recorded in the demo's Dagster instance (the UI shows them): the catalog, the events, the
-   relay snapshots (rebuilt from the NIP-66 monitor events, as for any past hour, plus a probe
-   of the latest), every dbt model, then the dashboard.
+3. Those 48 hours are backfilled in a few runs of the real asset graph, recorded in the demo's
+   Dagster instance (the UI shows them): the catalog, the events, the relay snapshots (rebuilt
+   from the NIP-66 monitor events, as for any past hour, plus a probe of the latest), every dbt
+   model, then the dashboard. They run in a process of their own (backfill.py), which the demo
+   can always stop.
 4. `dagster dev` serves the UI on that instance until Ctrl-C; then, or when the UI exits, the
    relays stop. ``--no-ui`` stops after the dashboard (the tests use it).
 
@@ -23,24 +24,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from nostr_assets.demo.folder import DemoPaths, demo_environment, prepare_instance
 from nostr_assets.demo.network import DEMO_HOURS, HOUR, DemoNetwork, build_network
+from nostr_assets.demo.progress import Progress, say
 from nostr_assets.demo.relays import (
     RelayError,
     RelaySpec,
     RunningRelay,
+    die_with_parent,
     free_ports,
     relay_installed,
     start_relays,
+    stop_process_groups,
     stop_relays,
 )
 from nostr_assets.demo.ui import (
@@ -53,57 +56,33 @@ from nostr_assets.demo.ui import (
 from nostr_assets.settings import find_project_root
 
 
-class Progress:
-    """Prints each step when it starts and when it ends, with its duration; keeps the
-    durations for the summary."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.steps: dict[str, float] = {}
-
-    @contextmanager
-    def step(self, name: str, doing: str) -> Iterator[None]:
-        print(f"demo: {doing} ...", flush=True)
-        began = time.monotonic()
-        yield
-        self.steps[name] = round(time.monotonic() - began, 1)
-
-    def done(self, name: str, message: str) -> None:
-        print(f"demo: {message} ({self.steps[name]:.1f} s)", flush=True)
-
-    @property
-    def elapsed(self) -> float:
-        return round(time.monotonic() - self.started, 1)
+def start_backfill(paths: DemoPaths, network: DemoNetwork, env: dict[str, str]) -> subprocess.Popen:
+    """The backfill's process (backfill.py): it loads the definitions now, and waits for `go`."""
+    command = [
+        sys.executable,
+        "-m",
+        "nostr_assets.demo.backfill",
+        f"--start={network.start}",
+        f"--end={network.end}",
+        f"--log={paths.log}",
+        f"--results={paths.results}",
+    ]
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, env=env, start_new_session=True, preexec_fn=die_with_parent
+    )
 
 
-class Background:
-    """A call run in a daemon thread; ``result()`` waits for it and re-raises its error."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self._result: Any = None
-        self._error: BaseException | None = None
-
-        def target() -> None:
-            try:
-                self._result = call()
-            except BaseException as error:
-                self._error = error
-
-        self._thread = threading.Thread(target=target, daemon=True)
-        self._thread.start()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-
-def _load_graph() -> Any:
-    # Imported here: backfill imports Dagster (seconds), which the thread does, not the caller.
-    from nostr_assets.demo.backfill import load_graph
-
-    return load_graph()
+def wait_backfill(backfill: subprocess.Popen) -> int:
+    """Let the backfill run; its exit code. Interrupted, it is stopped (SIGINT, then SIGKILL to
+    its whole group after 5 s: Dagster only notes the SIGINT, and dbt may be stuck)."""
+    assert backfill.stdin is not None
+    with suppress(BrokenPipeError):  # it ended already: its exit code says how
+        backfill.stdin.write(b"go\n")
+        backfill.stdin.close()
+    try:
+        return backfill.wait()
+    finally:
+        stop_process_groups([backfill], signal.SIGINT, timeout=5.0)
 
 
 def relay_specs(network: DemoNetwork, ports: list[int]) -> list[RelaySpec]:
@@ -136,17 +115,19 @@ def run_demo(paths: DemoPaths, seed: int, hours: int, port: int | None) -> int:
         ports = free_ports(4)
         network = build_network([f"ws://127.0.0.1:{p}" for p in ports], end, seed, hours)
         urls = [relay.url for relay in network.relays]
-        # The definitions read the settings when they load: set them, then load the definitions
-        # in a thread while the relays load their events and start in other processes. Both
-        # are CPU-bound start-ups; on two cores this saves 2-3 s of the 16 s they take in turn.
         env = {**os.environ, **demo_environment(paths, urls, network.start)}
-        os.environ.update(env)
         prepare_instance(paths.dagster_home, project_root)
-        graph = Background(_load_graph)
-        relays: list[RunningRelay] = start_relays(relay_specs(network, ports), paths.relays)
+        # Started first: it loads the definitions while the relays load their events and start
+        # (both CPU-bound start-ups; on two cores this saves 2-3 s of the 16 s they take in turn).
+        backfill = start_backfill(paths, network, env)
+        try:
+            relays: list[RunningRelay] = start_relays(relay_specs(network, ports), paths.relays)
+        except BaseException:
+            stop_process_groups([backfill], signal.SIGKILL)
+            raise
     try:
         # Written first: it names the relays' processes and ports for whoever checks on them.
-        summary = _summary(paths, network, relays)
+        summary = {**_summary(paths, network, relays), "backfill_pid": backfill.pid}
         paths.summary.write_text(json.dumps(summary, indent=2))
         progress.done(
             "relays",
@@ -159,27 +140,27 @@ def run_demo(paths: DemoPaths, seed: int, hours: int, port: int | None) -> int:
                 f"{len(relay.spec.events):>5} events",
                 flush=True,
             )
-        with progress.step("load", "loading the definitions"):
-            loaded = graph.result()
-        progress.done("load", "definitions loaded (while the relays started)")
-        print(f"demo: the runs' output goes to {paths.log}", flush=True)
-        from nostr_assets.demo import backfill
-
-        results = backfill.run_all(loaded, network.start, network.end, progress, paths.log)
-        summary.update(steps=progress.steps, counts=results, seconds_to_ui=progress.elapsed)
+        say(f"the runs' output goes to {paths.log}")
+        if wait_backfill(backfill) != 0:
+            say(f"the backfill failed; its runs' output is in {paths.log}")
+            return 1
+        results = json.loads(paths.results.read_text())
+        summary.update(
+            steps={**progress.steps, **results["steps"]},
+            counts=results["counts"],
+            seconds_ready=progress.elapsed,
+        )
         paths.summary.write_text(json.dumps(summary, indent=2))
-        print(f"demo: warehouse  {paths.warehouse}", flush=True)
-        if results.get("dashboard_written"):
-            print(f"demo: dashboard  {paths.dashboard}", flush=True)
-        print(f"demo: ready in {progress.elapsed:.0f} s", flush=True)
-        # Dagster's runs leave SIGTERM mapped to SIGINT's handler when they end.
-        install_signal_handlers()
+        say(f"warehouse  {paths.warehouse}")
+        if results["counts"].get("dashboard_written"):
+            say(f"dashboard  {paths.dashboard}")
+        say(f"ready in {progress.elapsed:.0f} s")
         if port is None:
             return 0
         return serve_ui(project_root, env, port)
     finally:
         stop_relays(relays)
-        print("demo: relays stopped", flush=True)
+        say("relays stopped")
 
 
 def _summary(paths: DemoPaths, network: DemoNetwork, relays: list[RunningRelay]) -> dict:

@@ -5,8 +5,8 @@ Protects: the demo's relays serve what the generator put on them and the warehou
 event of every relay (exactly: each relay's sightings are its events); the marts come out
 non-empty (zaps with sats, long-form, top reactions, replication, coverage, relay health from
 NIP-66 snapshots); the dashboard is written when the code location has it; the relays are
-stopped afterwards, on success and when the demo is stopped with SIGTERM mid-way (no process
-left, ports closed); and nothing of the user's own warehouse or Dagster instance is touched.
+stopped afterwards, on success and when the demo is stopped with SIGTERM while dbt runs (no
+process left, ports closed); and nothing of the user's own warehouse or Dagster instance is touched.
 
 The run covers 12 hours rather than the default 48: Dagster records a planned and a done
 event per hour and asset, which is most of what the hours cost; `make demo` measures the 48.
@@ -68,6 +68,19 @@ def processes_mentioning(folder: Path) -> list[str]:
             continue
         if str(folder) in text:
             found.append(text)
+    return found
+
+
+def process_group(pgid: int) -> list[str]:
+    """Command lines of live processes in process group ``pgid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append((stat.parent / "cmdline").read_text().replace("\0", " "))
+        except (OSError, IndexError, ValueError):
+            continue
     return found
 
 
@@ -163,7 +176,8 @@ def test_the_users_own_warehouse_and_instance_are_untouched(demo):
     assert Path(summary["dagster_home"]).is_relative_to(Path(summary["warehouse"]).parent)
 
 
-def test_sigterm_mid_way_stops_the_relays(tmp_path):
+def test_sigterm_mid_way_stops_everything(tmp_path):
+    """SIGTERM while dbt runs: the backfill's process group (Dagster, dbt) and the relays go."""
     process = subprocess.Popen(
         demo_command(tmp_path, "--hours", "2"),
         stdout=subprocess.PIPE,
@@ -176,11 +190,13 @@ def test_sigterm_mid_way_stops_the_relays(tmp_path):
         seen = []
         for line in process.stdout:
             seen.append(line)
-            if "relays started" in line:
+            if "dbt models" in line:
                 break
-        assert "relays started" in seen[-1], "".join(seen)
-        # the summary names the relays as soon as they listen
-        relays = json.loads((tmp_path / "demo.json").read_text())["relays"]
+        assert "dbt models" in seen[-1], "".join(seen)
+        time.sleep(3)  # dbt has started
+        summary = json.loads((tmp_path / "demo.json").read_text())
+        relays = summary["relays"]
+        assert process_group(summary["backfill_pid"])
         assert processes_mentioning(tmp_path)
         process.send_signal(signal.SIGTERM)
         output = process.stdout.read()
@@ -190,3 +206,4 @@ def test_sigterm_mid_way_stops_the_relays(tmp_path):
             process.kill()
     assert "relays stopped" in output
     assert_relays_gone(tmp_path, relays)
+    assert process_group(summary["backfill_pid"]) == []  # Dagster and dbt
