@@ -86,6 +86,10 @@ def demo_environment(paths: DemoPaths, relay_urls: list[str], first_hour: int) -
         "NOSTR_DASHBOARD_PATH": str(paths.dashboard),
         # Every kind, whatever the shell's environment says.
         "NOSTR_KINDS": "",
+        # Publishing off (an empty setting is unset): the demo's observations are of relays on
+        # 127.0.0.1, and a monitor key in the shell must not sign reports of them for the world.
+        "NOSTR_MONITOR_SECRET_KEY": "",
+        "NOSTR_MONITOR_PUBLISH_RELAYS": "",
     }
 
 
