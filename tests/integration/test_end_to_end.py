@@ -60,6 +60,7 @@ OTHER_DBT = dg.AssetSelection.groups("intermediate", "marts") - HOURLY_DBT
 PRESENT_COLUMNS = {
     "dim_relays": {"latest_rtt_open_ms", "latest_rtt_read_ms", "last_seen_at"},
     "fct_relay_health_hourly": {"rtt_open_ms", "rtt_read_ms"},
+    "fct_relay_uptime": {"first_seen_at", "last_seen_at"},
 }
 
 

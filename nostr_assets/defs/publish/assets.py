@@ -12,9 +12,10 @@ from datetime import UTC
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from nostr_assets.defs.partitions import hourly_partitions
+from nostr_assets.defs.partitions import hourly_partitions, single_run
 from nostr_assets.defs.resources import NostrCrawlerResource
 from nostr_assets.defs.resources.monitor import NostrMonitorResource
+from nostr_assets.lib.network.hourly_fetch import hours_between
 from nostr_assets.lib.network.publisher import publish
 from nostr_assets.lib.protocol.nip66_publish import (
     Observation,
@@ -76,7 +77,8 @@ REPORTS = dg.AssetKey(["publish", "nip66_relay_reports"])
 RESULTS = dg.AssetKey(["raw", "nip66_publish_results"])
 
 
-@dg.multi_asset(
+@single_run(
+    dg.multi_asset,
     specs=[
         dg.AssetSpec(
             REPORTS,
@@ -96,8 +98,6 @@ RESULTS = dg.AssetKey(["raw", "nip66_publish_results"])
             deps=[["raw", "relay_snapshots"], ["raw", "relay_geolocations"]],
             group_name="publish",
             kinds={"python", "duckdb"},
-            # Not written when publishing is off: the rows of an earlier publish stay.
-            skippable=True,
         ),
     ],
     partitions_def=hourly_partitions,
@@ -109,58 +109,69 @@ def nip66_relay_reports(
     monitor: NostrMonitorResource,
     crawler: NostrCrawlerResource,
 ):
-    """One kind-30166 event per relay our probe found reachable in the partition's hour, plus
+    """One kind-30166 event per relay our probe found reachable in each hour of the run, plus
     the monitor's kind-10166 announcement, kind-0 profile and kind-10002 relay list, sent to
     NOSTR_MONITOR_PUBLISH_RELAYS; raw.nip66_publish_results gets one row per relay and event
     with what the relay answered. Without a key and relays, nothing is sent, and the
     materialization says why."""
-    hour = context.partition_time_window.start.astimezone(UTC)
+    window = context.partition_time_window
+    start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
     if not monitor.enabled():
         why = monitor.why_disabled()
         context.log.info(f"nothing published: {why}")
+        # The table is left as it is: the answers to an earlier publish stay.
+        yield dg.MaterializeResult(asset_key=RESULTS, metadata={"unchanged": why})
         yield dg.MaterializeResult(
             asset_key=REPORTS, metadata={"published": 0, "why_not_published": why}
         )
         return
 
     key, relays = monitor.key(), monitor.relays()
-    with duckdb.get_connection() as conn:
-        observations = read_observations(conn, hour)
-    reports = [relay_report(key, seen) for seen in observations]
-    now = int(hour.timestamp()) + 3600  # the hour's close: the same on every rerun
     config = crawler.client_config()
+    with duckdb.get_connection() as conn:
+        observed = {hour: read_observations(conn, hour) for hour in hours_between(start, end)}
+    reports: dict = {}
+    subjects: dict[str, str] = {}
+    for hour, observations in observed.items():
+        reports[hour] = [relay_report(key, seen) for seen in observations]
+        pairs = zip(reports[hour], observations, strict=True)
+        subjects.update({event.id: seen.relay_url for event, seen in pairs})
+    # The monitor's own events once a run, dated the window's close: the same on every rerun.
+    closing = int(end.timestamp())
     timeouts = {
         "open": round(config.connect_timeout * 1000),
         "read": round(config.idle_timeout * 1000),
         "nip11": round(config.connect_timeout * 1000),
     }
     own = [
-        monitor_announcement(key, now, 3600, timeouts),
-        monitor_profile(key, now, PROFILE),
-        monitor_relay_list(key, now, relays),
+        monitor_announcement(key, closing, 3600, timeouts),
+        monitor_profile(key, closing, PROFILE),
+        monitor_relay_list(key, closing, relays),
     ]
-    results = asyncio.run(publish(relays, reports + own, config))
-    subjects = {event.id: seen.relay_url for event, seen in zip(reports, observations, strict=True)}
+    rows: list[dict] = []
+    statuses: Counter[str] = Counter()
+    last_hour = max(observed)
+    for hour, hour_reports in reports.items():
+        events = hour_reports + (own if hour == last_hour else [])
+        if not events:
+            continue  # an hour our probe did not observe (a backfill of the past)
+        results = asyncio.run(publish(relays, events, config))
+        rows += publish_result_rows(hour, results, subjects)
+        statuses.update(r.status for r in results)
     with duckdb.get_connection() as conn:
-        replace_window(
-            conn,
-            "nip66_publish_results",
-            "snapshot_hour",
-            hour,
-            context.partition_time_window.end.astimezone(UTC),
-            publish_result_rows(hour, results, subjects),
-        )
-    statuses = Counter(r.status for r in results)
+        replace_window(conn, "nip66_publish_results", "snapshot_hour", start, end, rows)
+    published = sum(len(r) for r in reports.values())
     context.log.info(
-        f"{len(reports)} relay report(s) for {hour:%Y-%m-%d %H:00} sent to {len(relays)} "
+        f"{published} relay report(s) over {len(observed)} hour(s) sent to {len(relays)} "
         f"relay(s) as {key.npub}: "
         + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
     )
-    yield dg.MaterializeResult(asset_key=RESULTS, metadata={"dagster/row_count": len(results)})
+    yield dg.MaterializeResult(asset_key=RESULTS, metadata={"dagster/row_count": len(rows)})
     yield dg.MaterializeResult(
         asset_key=REPORTS,
         metadata={
-            "published": len(reports),
+            "published": published,
+            "hours": len(observed),
             "monitor_npub": key.npub,
             "publish_relays": len(relays),
             **{f"status/{status}": n for status, n in sorted(statuses.items())},
