@@ -8,7 +8,7 @@ NIP-66 snapshots); the dashboard is written when the code location has it; the r
 stopped afterwards, on success and when the demo is stopped with SIGTERM while dbt runs (no
 process left, ports closed); and nothing of the user's own warehouse or Dagster instance is touched.
 
-The run covers 12 hours rather than the default 48: Dagster records a planned and a done
+The run covers 6 hours rather than the default 48: Dagster records a planned and a done
 event per hour and asset, which is most of what the hours cost; `make demo` measures the 48.
 """
 
@@ -31,7 +31,7 @@ from nostr_assets.settings import find_project_root
 pytestmark = pytest.mark.integration
 
 ROOT = find_project_root()
-HOURS = 12
+HOURS = 6
 MARTS = (
     "fct_events_hourly",
     "fct_active_pubkeys_daily",
@@ -193,7 +193,7 @@ def test_sigterm_mid_way_stops_everything(tmp_path):
             if "dbt models" in line:
                 break
         assert "dbt models" in seen[-1], "".join(seen)
-        time.sleep(3)  # dbt has started
+        time.sleep(2)  # dbt has started
         summary = json.loads((tmp_path / "demo.json").read_text())
         relays = summary["relays"]
         assert process_group(summary["backfill_pid"])
