@@ -1,13 +1,11 @@
 """The demo's relays: real nostr-relay servers (PyPI `nostr-relay`) on 127.0.0.1, each loaded
 with its events before it starts, and all stopped again whatever happens.
 
-Events are bulk-loaded with nostr-relay's own loader into the relay's SQLite file before the
-server starts (a thousand events take about a second that way; through the websocket every
-event is a round trip). The loads run side by side, as do the start-ups. Every relay runs in
-a process group of its own, so stopping it stops whatever it started; on Linux it also gets
-SIGTERM from the kernel if the demo dies without cleaning up (SIGKILL), so no relay outlives
-the demo.
-"""
+The events are written into each relay's SQLite file before its server starts, through the
+relay's own migration and table definitions (``_LOAD_SCRIPT``); a server starts as soon as its
+file is ready, so its start-up overlaps the loading of the next. Every relay runs in a process
+group of its own, so stopping it stops whatever it started; on Linux it also gets SIGTERM from
+the kernel if the demo dies without cleaning up (SIGKILL), so no relay outlives the demo."""
 
 from __future__ import annotations
 
@@ -31,8 +29,9 @@ RELAY_BIN = Path(sys.executable).with_name("nostr-relay")
 # the events go into them in one transaction per relay, through the relay's own table
 # definitions, with the tag rows its `process_tags` writes (single-letter tags, `delegation`,
 # `expiration`). Its `load` command adds events one by one (pre-save query, insert, tags, a
-# transaction each): 22 s for the demo's four relays here, against about 2 s this way. Loaded
-# newest first, `load` keeps every event anyway (see network.py), so the relays end the same.
+# transaction each): 22 s for the demo's four relays here, against 4 s this way, imports and
+# migrations included. Loaded newest first, `load` keeps every event anyway (see network.py),
+# so the relays end the same.
 _LOAD_SCRIPT = """
 import os.path, sys
 import sqlalchemy as sa
