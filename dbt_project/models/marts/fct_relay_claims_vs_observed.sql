@@ -22,55 +22,38 @@ probes as (
 
 ),
 
+observed as (
+
+    select
+        relay_url,
+        snapshot_hour,
+        has_nip11,
+        supported_nips,
+        -- NIP-01: the relay answered a plain REQ, with events, EOSE or a demand for AUTH
+        is_read_without_auth_observed or is_auth_for_read_observed as nip_1,
+        has_nip11 as nip_11,
+        -- NIP-42: only a demand for AUTH shows it; a relay that made none is not thereby
+        -- without it
+        case when is_auth_for_read_observed then true end as nip_42,
+        is_count_observed as nip_45,
+        is_negentropy_observed as nip_77
+
+    from probes
+
+),
+
 checks as (
 
-    -- NIP-01: the relay answered a plain REQ, with events, EOSE or a demand for AUTH
     select
         relay_url,
         snapshot_hour,
         has_nip11,
         supported_nips,
-        1 as nip,
-        is_read_without_auth_observed or is_auth_for_read_observed as observed
-    from probes
-    union all
-    select
-        relay_url,
-        snapshot_hour,
-        has_nip11,
-        supported_nips,
-        11 as nip,
-        has_nip11 as observed
-    from probes
-    union all
-    -- NIP-42: only a demand for AUTH shows it; a relay that made none is not thereby
-    -- without it
-    select
-        relay_url,
-        snapshot_hour,
-        has_nip11,
-        supported_nips,
-        42 as nip,
-        case when is_auth_for_read_observed then true end as observed
-    from probes
-    union all
-    select
-        relay_url,
-        snapshot_hour,
-        has_nip11,
-        supported_nips,
-        45 as nip,
-        is_count_observed as observed
-    from probes
-    union all
-    select
-        relay_url,
-        snapshot_hour,
-        has_nip11,
-        supported_nips,
-        77 as nip,
-        is_negentropy_observed as observed
-    from probes
+        replace(nip_column, 'nip_', '')::integer as nip,
+        observed
+
+    from observed
+    unpivot include nulls (observed for nip_column in (nip_1, nip_11, nip_42, nip_45, nip_77))
 
 ),
 
