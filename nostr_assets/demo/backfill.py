@@ -168,8 +168,10 @@ def run_all(graph: Graph, start: int, end: int, progress: Progress, log: Path) -
     )
 
     observations = [SNAPSHOTS]
-    # Geolocation needs a .mmdb file (`make geoip`); without one the step would fail the run.
-    # The demo's relays are on 127.0.0.1, which no real database places anyway.
+    # Geolocation needs a .mmdb file; without one the step would fail the run. The demo writes
+    # its own (geoip.py: invented places for its loopback addresses, which no real database
+    # places) unless mmdb-writer is missing. Over the whole window, like the snapshots: only
+    # the probed hour has connected addresses, so only it gets rows.
     geoip = (definitions.resources or {}).get("geoip")
     has_geoip = geoip is not None and Path(geoip.city_path()).is_file()
     if has_geoip:
@@ -180,8 +182,23 @@ def run_all(graph: Graph, start: int, end: int, progress: Progress, log: Path) -
         _query("select observation_source, count(*) from raw.relay_snapshots group by 1")
     )
     parts = ", ".join(f"{n} from {source}" for source, n in sorted(counts["snapshots"].items()))
-    skipped = "" if has_geoip else "; geolocation skipped (no .mmdb: `make geoip`)"
-    progress.done("snapshots", f"relay snapshots: {parts}{skipped}")
+    located = "; geolocation skipped (no .mmdb: `make geoip`)"
+    if has_geoip:
+        counts["geolocated"] = dict(
+            _query(
+                "select country_code, count(distinct relay_url) from raw.relay_geolocations "
+                "where country_code is not null group by 1 order by 1"
+            )
+        )
+        editions = [
+            e for (e,) in _query("select distinct city_db_edition from raw.relay_geolocations")
+        ]
+        located = (
+            f"; {sum(counts['geolocated'].values())} relays geolocated in "
+            f"{', '.join(counts['geolocated']) or 'no country'}"
+            + (f" by {', '.join(sorted(editions))}" if editions else "")
+        )
+    progress.done("snapshots", f"relay snapshots: {parts}{located}")
 
     dbt_keys = [
         key for a in assets if any("dbt" in spec.kinds for spec in a.specs) for key in a.keys

@@ -1,6 +1,7 @@
 """The demo's folder (default data/demo/, ignored by git) and the settings that point the
-pipeline at it: its own warehouse, Dagster instance, relay list and dashboard, so the user's
-real ones (data/nostr.duckdb, data/dagster_home/) are never touched."""
+pipeline at it: its own warehouse, Dagster instance, relay list, dashboard and (invented)
+GeoIP databases, so the user's real ones (data/nostr.duckdb, data/dagster_home/,
+data/geoip/) are never touched."""
 
 from __future__ import annotations
 
@@ -39,6 +40,18 @@ class DemoPaths:
         return self.root / "network.html"
 
     @property
+    def geoip(self) -> Path:
+        return self.root / "geoip"
+
+    @property
+    def city_db(self) -> Path:
+        return self.geoip / "demo-city.mmdb"
+
+    @property
+    def asn_db(self) -> Path:
+        return self.geoip / "demo-asn.mmdb"
+
+    @property
     def summary(self) -> Path:
         return self.root / "demo.json"
 
@@ -54,7 +67,7 @@ class DemoPaths:
         """Remove what a previous demo left (its relays' ports and hours are gone), and write
         the demo's bootstrap relay list: empty, so that only NOSTR_RELAYS is crawled."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for path in (self.dagster_home, self.relays):
+        for path in (self.dagster_home, self.relays, self.geoip):
             shutil.rmtree(path, ignore_errors=True)
         for path in (
             self.warehouse,
@@ -71,8 +84,16 @@ class DemoPaths:
         )
 
 
-def demo_environment(paths: DemoPaths, relay_urls: list[str], first_hour: int) -> dict[str, str]:
-    """The settings that point the pipeline at the demo (nostr_assets/settings.py)."""
+def demo_environment(
+    paths: DemoPaths, relay_urls: list[str], first_hour: int, geoip: bool = False
+) -> dict[str, str]:
+    """The settings that point the pipeline at the demo (nostr_assets/settings.py);
+    ``geoip``: at the demo's own GeoIP databases (geoip.py), else as the shell says."""
+    located = (
+        {"NOSTR_GEOIP_CITY_DB": str(paths.city_db), "NOSTR_GEOIP_ASN_DB": str(paths.asn_db)}
+        if geoip
+        else {}
+    )
     return {
         "DAGSTER_HOME": str(paths.dagster_home),
         "NOSTR_DUCKDB_PATH": str(paths.warehouse),
@@ -87,9 +108,11 @@ def demo_environment(paths: DemoPaths, relay_urls: list[str], first_hour: int) -
         # Every kind, whatever the shell's environment says.
         "NOSTR_KINDS": "",
         # Publishing off (an empty setting is unset): the demo's observations are of relays on
-        # 127.0.0.1, and a monitor key in the shell must not sign reports of them for the world.
+        # loopback addresses, and a monitor key in the shell must not sign reports of them for
+        # the world.
         "NOSTR_MONITOR_SECRET_KEY": "",
         "NOSTR_MONITOR_PUBLISH_RELAYS": "",
+        **located,
     }
 
 

@@ -1,5 +1,6 @@
-"""The demo's relays: real nostr-relay servers (PyPI `nostr-relay`) on 127.0.0.1, each loaded
-with its events before it starts, and all stopped again whatever happens.
+"""The demo's relays: real nostr-relay servers (PyPI `nostr-relay`), each on a loopback address
+of its own (127.0.0.2, 127.0.0.3, ...; all on 127.0.0.1 where no other can be bound), each
+loaded with its events before it starts, and all stopped again whatever happens.
 
 The events are written into each relay's SQLite file before its server starts, through the
 relay's own migration and table definitions (``_LOAD_SCRIPT``); a server starts as soon as its
@@ -24,6 +25,10 @@ from pathlib import Path
 from nostr_assets.lib.protocol.event import Event, encode_event
 
 HOST = "127.0.0.1"
+# The first relay's address; the others follow (127.0.0.3, ...). Linux routes all of
+# 127.0.0.0/8 to the loopback interface, so a relay per address needs no set-up there, and a
+# GeoIP database can place each relay on its own (geoip.py). macOS configures 127.0.0.1 only.
+FIRST_OWN_HOST = 2
 RELAY_BIN = Path(sys.executable).with_name("nostr-relay")
 # Run in one interpreter for every relay: nostr-relay's own migration creates its tables, then
 # the events go into them in one transaction per relay, through the relay's own table
@@ -86,10 +91,11 @@ class RelaySpec:
     max_limit: int  # the silent cap on the events one REQ returns
     nip11: dict[str, str]  # relay_name, relay_description, sysop_pubkey, sysop_contact
     events: Sequence[Event]  # in load order
+    host: str = HOST
 
     @property
     def url(self) -> str:
-        return f"ws://{HOST}:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
 
 @dataclass
@@ -107,20 +113,32 @@ def relay_installed() -> bool:
     return RELAY_BIN.exists()
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on 127.0.0.1 now (all held open while choosing, so the
-    kernel cannot hand out one twice)."""
+def free_ports(hosts: Sequence[str]) -> list[int]:
+    """A port free now on each of ``hosts``, in order (all held open while choosing, so the
+    kernel cannot hand out one twice). OSError when a host cannot be bound."""
     with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind((HOST, 0))
+        sockets = [stack.enter_context(socket.socket()) for _ in hosts]
+        for sock, host in zip(sockets, hosts, strict=True):
+            sock.bind((host, 0))
         return [sock.getsockname()[1] for sock in sockets]
 
 
-def port_open(port: int) -> bool:
+def relay_addresses(count: int) -> tuple[list[tuple[str, int]], bool]:
+    """``count`` (host, free port) pairs, one loopback address per relay (127.0.0.2, ...);
+    where one of those cannot be bound, every relay on 127.0.0.1. The flag says whether each
+    relay has an address of its own."""
+    own = [f"127.0.0.{FIRST_OWN_HOST + i}" for i in range(count)]
+    try:
+        return list(zip(own, free_ports(own), strict=True)), True
+    except OSError:  # EADDRNOTAVAIL: no such address on this machine's loopback interface
+        shared = [HOST] * count
+        return list(zip(shared, free_ports(shared), strict=True)), False
+
+
+def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 def config_text(directory: Path, spec: RelaySpec) -> str:
@@ -140,7 +158,9 @@ storage:
 verification:
   nip05_verification: disabled
 gunicorn:
-  bind: {HOST}:{spec.port}
+  bind: {spec.host}:{spec.port}
+  # `serve --use-uvicorn` takes only the port from `bind`; uvicorn reads the address here.
+  host: {spec.host}
   workers: 1
   loglevel: warning
   reload: false
@@ -263,7 +283,7 @@ def _wait_listening(relays: list[RunningRelay], deadline: float) -> None:
                 raise RelayError(
                     f"relay {relay.spec.name} exited early:\n{_log_tail(relay.directory)}"
                 )
-            if port_open(relay.spec.port):
+            if port_open(relay.spec.host, relay.spec.port):
                 waiting.remove(relay)
         if waiting and time.monotonic() > deadline:
             names = ", ".join(r.spec.name for r in waiting)

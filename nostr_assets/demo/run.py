@@ -1,16 +1,22 @@
 """`make demo`: the whole pipeline on a generated network, offline, beside the real warehouse.
 
-1. Four nostr-relay servers start on 127.0.0.1 (free ports), holding a generated network of the
-   48 hours before the current hour (network.py): the demo always shows recent data.
+1. Four nostr-relay servers start, each on a loopback address of its own (127.0.0.2 to
+   127.0.0.5, free ports; all on 127.0.0.1 where those cannot be bound), holding a generated
+   network of the 48 hours before the current hour (network.py): the demo always shows recent
+   data.
 2. The pipeline is pointed at them through its own settings, all under the demo's folder
    (default data/demo/): its own DuckDB file, DAGSTER_HOME, an empty bootstrap relay list (the
    real one is never crawled), NOSTR_RELAYS = the demo relays, loopback allowed, the first
-   partition at the first demo hour, the dashboard's path.
+   partition at the first demo hour, the dashboard's path, and a demo GeoIP database (geoip.py)
+   that places each relay's address in a different city: INVENTED locations, so that the
+   dashboard's map has something to show offline; the demo says so in its output and on the
+   dashboard page. Without mmdb-writer (the test extra), or with every relay on 127.0.0.1,
+   there is none, and the map stays empty.
 3. Those 48 hours are backfilled in a few runs of the real asset graph, recorded in the demo's
    Dagster instance (the UI shows them): the catalog, the events, the relay snapshots (rebuilt
-   from the NIP-66 monitor events, as for any past hour, plus a probe of the latest), every dbt
-   model, then the dashboard. They run in a process of their own (backfill.py), which the demo
-   can always stop.
+   from the NIP-66 monitor events, as for any past hour, plus a probe of the latest) and their
+   geolocation (the probed hour's, the only one with addresses), every dbt model, then the
+   dashboard. They run in a process of their own (backfill.py), which the demo can always stop.
 4. `dagster dev` serves the UI on that instance until Ctrl-C; then, or when the UI exits, the
    relays stop. ``--no-ui`` stops after the dashboard (the tests use it).
 
@@ -29,9 +35,11 @@ import subprocess
 import sys
 import time
 from contextlib import suppress
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nostr_assets.demo import geoip
 from nostr_assets.demo.folder import DemoPaths, demo_environment, prepare_instance
 from nostr_assets.demo.network import DEMO_HOURS, HOUR, DemoNetwork, build_network
 from nostr_assets.demo.progress import Progress, say
@@ -40,7 +48,7 @@ from nostr_assets.demo.relays import (
     RelaySpec,
     RunningRelay,
     die_with_parent,
-    free_ports,
+    relay_addresses,
     relay_installed,
     start_relays,
     stop_process_groups,
@@ -85,10 +93,11 @@ def wait_backfill(backfill: subprocess.Popen) -> int:
         stop_process_groups([backfill], signal.SIGINT, timeout=5.0)
 
 
-def relay_specs(network: DemoNetwork, ports: list[int]) -> list[RelaySpec]:
+def relay_specs(network: DemoNetwork, addresses: list[tuple[str, int]]) -> list[RelaySpec]:
     return [
         RelaySpec(
             name=relay.profile.name,
+            host=host,
             port=port,
             max_limit=relay.profile.max_limit,
             nip11={
@@ -99,7 +108,7 @@ def relay_specs(network: DemoNetwork, ports: list[int]) -> list[RelaySpec]:
             },
             events=network.load_order(relay.url),
         )
-        for relay, port in zip(network.relays, ports, strict=True)
+        for relay, (host, port) in zip(network.relays, addresses, strict=True)
         for document in [relay.nip11()]
     ]
 
@@ -112,22 +121,35 @@ def run_demo(paths: DemoPaths, seed: int, hours: int, port: int | None) -> int:
     paths.reset()
 
     with progress.step("relays", "generating the network and starting the relays"):
-        ports = free_ports(4)
-        network = build_network([f"ws://127.0.0.1:{p}" for p in ports], end, seed, hours)
+        addresses, own_hosts = relay_addresses(4)
+        network = build_network([f"ws://{h}:{p}" for h, p in addresses], end, seed, hours)
+        placed, unplaced = geoip.placements(
+            [h for h, _ in addresses], [r.profile.name for r in network.relays], own_hosts
+        )
         urls = [relay.url for relay in network.relays]
-        env = {**os.environ, **demo_environment(paths, urls, network.start)}
+        env = {**os.environ, **demo_environment(paths, urls, network.start, bool(placed))}
         prepare_instance(paths.dagster_home, project_root)
         # Started first: it loads the definitions while the relays load their events and start
         # (both CPU-bound start-ups; on two cores this saves 2-3 s of the 16 s they take in turn).
         backfill = start_backfill(paths, network, env)
         try:
-            relays: list[RunningRelay] = start_relays(relay_specs(network, ports), paths.relays)
+            if placed:  # before the backfill's `go`: its snapshot step looks for the files
+                geoip.write_databases(paths.city_db, paths.asn_db, placed)
+            relays: list[RunningRelay] = start_relays(relay_specs(network, addresses), paths.relays)
         except BaseException:
             stop_process_groups([backfill], signal.SIGKILL)
             raise
     try:
         # Written first: it names the relays' processes and ports for whoever checks on them.
-        summary = {**_summary(paths, network, relays), "backfill_pid": backfill.pid}
+        summary = {
+            **_summary(paths, network, relays, placed),
+            "geoip": (
+                {"city_db": str(paths.city_db), "asn_db": str(paths.asn_db), "invented": True}
+                if placed
+                else {"skipped": unplaced}
+            ),
+            "backfill_pid": backfill.pid,
+        }
         paths.summary.write_text(json.dumps(summary, indent=2))
         progress.done(
             "relays",
@@ -135,11 +157,21 @@ def run_demo(paths: DemoPaths, seed: int, hours: int, port: int | None) -> int:
             f"{hours} hours before {_utc(end)}",
         )
         for relay in relays:
+            place = placed.get(relay.spec.host)
             print(
                 f"      {relay.url}  {relay.spec.name:<8} cap {relay.spec.max_limit:>3}  "
-                f"{len(relay.spec.events):>5} events",
+                f"{len(relay.spec.events):>5} events"
+                + (f"  {place.label} (invented)" if place else ""),
                 flush=True,
             )
+        if placed:
+            say(
+                "relays placed by a demo GeoIP database (invented locations): "
+                f"{paths.geoip}, AS {min(p.asn for p in placed.values())}-"
+                f"{max(p.asn for p in placed.values())} (private use)"
+            )
+        else:
+            say(str(unplaced))
         say(f"the runs' output goes to {paths.log}")
         if wait_backfill(backfill) != 0:
             say(f"the backfill failed; its runs' output is in {paths.log}")
@@ -153,6 +185,10 @@ def run_demo(paths: DemoPaths, seed: int, hours: int, port: int | None) -> int:
         paths.summary.write_text(json.dumps(summary, indent=2))
         say(f"warehouse  {paths.warehouse}")
         if results["counts"].get("dashboard_written"):
+            # The page itself says the locations are invented; the dashboard's code knows
+            # nothing of the demo (a later materialisation from the UI writes it without this).
+            if placed and geoip.mark_dashboard(paths.dashboard, placed):
+                say("dashboard notes that the relay locations are invented")
             say(f"dashboard  {paths.dashboard}")
         say(f"ready in {progress.elapsed:.0f} s")
         if port is None:
@@ -163,7 +199,12 @@ def run_demo(paths: DemoPaths, seed: int, hours: int, port: int | None) -> int:
         say("relays stopped")
 
 
-def _summary(paths: DemoPaths, network: DemoNetwork, relays: list[RunningRelay]) -> dict:
+def _summary(
+    paths: DemoPaths,
+    network: DemoNetwork,
+    relays: list[RunningRelay],
+    placed: dict[str, geoip.DemoPlace],
+) -> dict:
     return {
         "window": [_utc(network.start), _utc(network.end)],
         "warehouse": str(paths.warehouse),
@@ -174,7 +215,13 @@ def _summary(paths: DemoPaths, network: DemoNetwork, relays: list[RunningRelay])
             {
                 "name": r.spec.name,
                 "url": r.url,
+                "host": r.spec.host,
                 "port": r.spec.port,
+                "place": (
+                    {**asdict(placed[r.spec.host]), "invented": True}
+                    if r.spec.host in placed
+                    else None
+                ),
                 "pid": r.process.pid,
                 "max_limit": r.spec.max_limit,
                 "events": len(r.spec.events),
@@ -193,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m nostr_assets.demo",
         description="Start local relays with a generated network of the last 48 hours, "
         "backfill them into a demo warehouse, build every mart and the dashboard, and serve "
-        "the Dagster UI. Nothing of the real warehouse or Dagster instance is touched.",
+        "the Dagster UI. Nothing of the real warehouse or Dagster instance is touched. The "
+        "relays' places on the dashboard's map come from a demo GeoIP database: invented.",
     )
     parser.add_argument(
         "--dir",

@@ -4,9 +4,12 @@ before serving the UI), against a temporary folder.
 Protects: the demo's relays serve what the generator put on them and the warehouse gets every
 event of every relay (exactly: each relay's sightings are its events); the marts come out
 non-empty (zaps with sats, long-form, top reactions, replication, coverage, relay health from
-NIP-66 snapshots); the dashboard is written when the code location has it; the relays are
-stopped afterwards, on success and when the demo is stopped with SIGTERM while dbt runs (no
-process left, ports closed); and nothing of the user's own warehouse or Dagster instance is touched.
+NIP-66 snapshots); each relay runs on a loopback address of its own, and the demo's GeoIP
+database places it (the probed hour's raw.relay_geolocations, fct_relays_by_country: the
+dashboard map's bubbles), said to be invented in the output and on the dashboard page; the
+dashboard is written when the code location has it; the relays are stopped afterwards, on
+success and when the demo is stopped with SIGTERM while dbt runs (no process left, ports
+closed); and nothing of the user's own warehouse or Dagster instance is touched.
 
 The run covers 6 hours rather than the default 48: Dagster records a planned and a done
 event per hour and asset, which is most of what the hours cost; `make demo` measures the 48.
@@ -93,12 +96,12 @@ def assert_relays_gone(folder: Path, relays: list[dict]) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(relay["pid"], 0)
         with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", relay["port"])) != 0, relay["url"]
+            assert sock.connect_ex((relay["host"], relay["port"])) != 0, relay["url"]
 
 
-def query(database: Path, sql: str) -> list[tuple]:
+def query(database: Path, sql: str, parameters: list | None = None) -> list[tuple]:
     with duckdb.connect(str(database), read_only=True) as conn:
-        return conn.execute(sql).fetchall()
+        return conn.execute(sql, parameters).fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +126,8 @@ def test_prints_its_progress(demo):
         "4 relays started",
         f"{HOURS} hours backfilled",
         "relay snapshots:",
+        "relays placed by a demo GeoIP database (invented locations)",
+        "4 relays geolocated in DE, FI, JP, US",
         "marts built",
         "relays stopped",
     ):
@@ -158,10 +163,38 @@ def test_the_marts_are_not_empty(demo):
     assert sources["nip66"] >= (HOURS - 1) * 4 and sources["probe"] == 4
 
 
+def test_the_demo_geoip_database_places_each_relay(demo):
+    _, summary, _, _ = demo
+    database = Path(summary["warehouse"])
+    hosts = [relay["host"] for relay in summary["relays"]]
+    assert hosts == ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]  # Linux: all of lo
+    assert summary["geoip"]["invented"] is True
+    probed = query(
+        database,
+        "select max(snapshot_hour) from raw.relay_snapshots where observation_source = 'probe'",
+    )[0][0]
+    located = query(
+        database,
+        "select relay_url, ip, country_code, city, asn from raw.relay_geolocations "
+        "where snapshot_hour = $1 order by relay_url",
+        [probed],
+    )
+    assert located == [
+        (r["url"], r["host"], r["place"]["country_code"], r["place"]["city"], r["place"]["asn"])
+        for r in sorted(summary["relays"], key=lambda r: r["url"])
+    ]
+    by_country = dict(
+        query(database, "select country_code, reachable_relays from main.fct_relays_by_country")
+    )
+    assert by_country == {"DE": 1, "FI": 1, "JP": 1, "US": 1}
+
+
 def test_the_dashboard_is_written_when_the_code_location_has_it(demo):
     folder, summary, _, _ = demo
     if summary["counts"]["dashboard_written"]:
-        assert (folder / "network.html").stat().st_size > 0
+        page = (folder / "network.html").read_text()
+        assert 'id="demo-invented-locations"' in page
+        assert "relay locations are invented" in page
 
 
 def test_relays_are_stopped_afterwards(demo):
