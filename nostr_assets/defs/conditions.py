@@ -33,6 +33,14 @@ def whole_model(hourly_parents: dg.AssetSelection) -> dg.AutomationCondition:
     return (_updated & ~missing_parent & _not_busy).with_label("parents_landed")
 
 
+# Our NIP-66 reports of an hour (publish/): once the hour's snapshots have landed, whatever the
+# hour (a late rerun included, unlike eager's latest-hour-only). Geolocation only adds the g
+# and l tags: a machine without a .mmdb, or an hour whose geolocation failed, still publishes.
+_geolocations = dg.AssetSelection.assets(["raw", "relay_geolocations"])
+PUBLISH_HOUR = (
+    _updated & ~dg.AutomationCondition.any_deps_missing().ignore(_geolocations) & _not_busy
+).with_label("snapshots_landed")
+
 # A report over the marts (one unpartitioned file, drawn in a few seconds): redrawn after any
 # mart it reads updates, hourly or not, once the marts have settled: not while one of them is
 # being rebuilt or is requested in this very tick. A landed hour rebuilds the marts in waves (the

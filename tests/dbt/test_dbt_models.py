@@ -187,7 +187,8 @@ def test_claims_against_observations(built):
     )
     # relay.one (12:00): claims 1, 2, 9, 11; answered REQ and COUNT, not negentropy.
     # relay.two (11:00, its latest probe that reached it; 12:00 it was down): claims 1, 11, 42;
-    # demanded AUTH to read, answered NEG-OPEN. relay.three: no NIP-11, answered a REQ.
+    # demanded AUTH to read (so COUNT and NEG-OPEN were not tried). relay.three: no NIP-11,
+    # answered a REQ.
     assert verdicts == [
         (R1, 1, "claimed_and_observed"),
         (R1, 11, "claimed_and_observed"),
@@ -202,8 +203,8 @@ def test_claims_against_observations(built):
         (R2, 1, "claimed_and_observed"),
         (R2, 11, "claimed_and_observed"),
         (R2, 42, "claimed_and_observed"),
-        (R2, 45, "neither"),
-        (R2, 77, "observed_not_claimed"),
+        (R2, 45, "not_tested"),
+        (R2, 77, "not_tested"),
     ]
     assert query(
         db,

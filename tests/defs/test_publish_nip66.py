@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -77,7 +78,8 @@ async def read_back(url: str) -> list:
     return found
 
 
-def test_publish_round_trip_and_rerun(tmp_path, relay_a, relay_b):
+def test_publish_round_trip_and_rerun(tmp_path, relay_a, relay_b, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
     target = start_relay(tmp_path / "target")
     try:
         database = tmp_path / "nostr.duckdb"
@@ -139,9 +141,41 @@ def test_publish_round_trip_and_rerun(tmp_path, relay_a, relay_b):
         with duckdb.connect(str(database), read_only=True) as conn:
             rows = conn.execute("select * from raw.nip66_publish_results").fetchall()
             assert {r[6] for r in rows} == {"duplicate"} and len(rows) == 5
-        logged = repr([e for run in (first, again) for e in run.all_events])
-        dump = logged + repr(rows) + database.read_bytes().hex()
-        for secret in (SECRET, NSEC, SECRET.encode().hex()):
-            assert secret not in dump
+        # Everything the runs logged, through Python's logging and Dagster's own handler.
+        printed = capfd.readouterr()
+        log = caplog.text + printed.out + printed.err
+        logged = repr([e for run in (first, again) for e in run.all_events]) + log
+        assert KEY.npub in log  # the run's log names the monitor by its public key
+        stored = database.read_bytes()
+        for secret in (SECRET, NSEC):
+            assert secret not in logged and secret not in repr(rows)
+            assert secret.encode() not in stored  # as text
+        assert bytes.fromhex(SECRET) not in stored  # as the raw key
     finally:
         target.stop()
+
+
+def test_automation_publishes_an_hour_once_its_snapshots_land():
+    """Any hour whose snapshots land (a late rerun too, not only the latest), with or without
+    geolocation (a machine without a .mmdb still publishes); once per landing."""
+    from nostr_assets.definitions import defs as load_definitions
+
+    defs = load_definitions()
+    publish_key = dg.AssetKey(["publish", "nip66_relay_reports"])
+    late_hour = (closed_hour() - timedelta(hours=5)).strftime("%Y-%m-%d-%H:%M")
+    with dg.instance_for_test() as instance:
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(["raw", "relay_snapshots"], partition=late_hour)
+        )
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=result.cursor
+        )
+        requested = result.get_requested_partitions(publish_key)
+        assert requested == {late_hour}
+        for key in (publish_key, dg.AssetKey(["raw", "nip66_publish_results"])):
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=late_hour))
+        again = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=result.cursor
+        )
+        assert again.get_requested_partitions(publish_key) == set()

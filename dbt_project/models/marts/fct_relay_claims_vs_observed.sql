@@ -11,6 +11,7 @@ probes as (
         snapshot_hour,
         has_nip11,
         supported_nips,
+        rtt_read_ms,
         is_read_without_auth_observed,
         is_auth_for_read_observed,
         is_count_observed,
@@ -29,8 +30,8 @@ observed as (
         snapshot_hour,
         has_nip11,
         supported_nips,
-        -- NIP-01: the relay answered a plain REQ, with events, EOSE or a demand for AUTH
-        is_read_without_auth_observed or is_auth_for_read_observed as nip_1,
+        -- NIP-01: the relay answered a plain REQ (events, EOSE or CLOSED: a round trip)
+        rtt_read_ms is not null as nip_1,
         has_nip11 as nip_11,
         -- NIP-42: only a demand for AUTH shows it; a relay that made none is not thereby
         -- without it

@@ -12,10 +12,12 @@ from datetime import UTC
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from nostr_assets.defs.conditions import PUBLISH_HOUR
 from nostr_assets.defs.partitions import hourly_partitions, single_run
 from nostr_assets.defs.resources import NostrCrawlerResource
 from nostr_assets.defs.resources.monitor import NostrMonitorResource
 from nostr_assets.lib.network.hourly_fetch import hours_between
+from nostr_assets.lib.network.probe import CAPABILITY_TIMEOUT
 from nostr_assets.lib.network.publisher import publish
 from nostr_assets.lib.protocol.nip66_publish import (
     Observation,
@@ -89,7 +91,7 @@ RESULTS = dg.AssetKey(["raw", "nip66_publish_results"])
             kinds={"python", "nostr"},
             # Published once the hour's snapshots and geolocations are in; a rerun sends the
             # same signed events again, which relays take as duplicates.
-            automation_condition=dg.AutomationCondition.eager(),
+            automation_condition=PUBLISH_HOUR,
         ),
         dg.AssetSpec(
             RESULTS,
@@ -138,10 +140,16 @@ def nip66_relay_reports(
         subjects.update({event.id: seen.relay_url for event, seen in pairs})
     # The monitor's own events once a run, dated the window's close: the same on every rerun.
     closing = int(end.timestamp())
+    # One timeout per check the probe performs (the `c` tags), as the probe applies them.
+    capability = round(min(CAPABILITY_TIMEOUT, config.idle_timeout) * 1000)
     timeouts = {
         "open": round(config.connect_timeout * 1000),
         "read": round(config.idle_timeout * 1000),
+        "auth": round(config.idle_timeout * 1000),
         "nip11": round(config.connect_timeout * 1000),
+        "dns": round(config.connect_timeout * 1000),
+        "count": capability,
+        "negentropy": capability,
     }
     own = [
         monitor_announcement(key, closing, 3600, timeouts),

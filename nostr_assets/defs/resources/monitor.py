@@ -22,7 +22,8 @@ RELAYS_VARIABLE = "NOSTR_MONITOR_PUBLISH_RELAYS"
 class NostrMonitorResource(dg.ConfigurableResource):
     """Who signs our NIP-66 reports, and which relays receive them. Empty: nothing is sent."""
 
-    secret_key: str = Field(default="", description=about(KEY_VARIABLE))
+    # repr=False: a resource's repr (logs, tracebacks, debuggers) must not carry the key.
+    secret_key: str = Field(default="", description=about(KEY_VARIABLE), repr=False)
     publish_relays: str = Field(default="", description=about(RELAYS_VARIABLE))
 
     def why_disabled(self) -> str | None:

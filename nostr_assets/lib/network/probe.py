@@ -138,7 +138,10 @@ async def _check_read(ws, config: ClientConfig, probe: RelayProbe) -> None:
     await ws.send(encode_close(PROBE_SUBSCRIPTION), text=True)
     refused = isinstance(answer, ClosedMessage)
     probe.reads_without_auth = not refused
-    probe.requires_auth_for_read = refused and answer.prefix == "auth-required"
+    # A refusal for another reason (restricted:, blocked: ...) says nothing about AUTH.
+    probe.requires_auth_for_read = (
+        False if not refused else (True if answer.prefix == "auth-required" else None)
+    )
 
 
 def _capability_answer(message: Any) -> tuple[str, bool] | None:
@@ -186,9 +189,12 @@ async def _websocket(url: str, config: ClientConfig, probe: RelayProbe) -> None:
     probe.connected_ip, probe.rtt_open_ms, probe.reachable = ip, open_ms, True
     try:
         await _check_read(ws, config, probe)
-        # A relay that did not answer a REQ is not asked more: its silence would say
-        # nothing about COUNT or negentropy, and would cost two more timeouts.
-        await _check_capabilities(ws, config, probe)
+        # A relay that did not answer a REQ is not asked more (its silence would say nothing
+        # about COUNT or negentropy, and cost a timeout), nor one that refused it: a relay
+        # demanding AUTH refuses COUNT and NEG-OPEN too, which shows nothing about NIP-45 or
+        # NIP-77. Those stay not tested (None).
+        if probe.reads_without_auth:
+            await _check_capabilities(ws, config, probe)
     except TimeoutError:
         probe.reads_without_auth = False
         probe.error_class = ErrorClass.TIMEOUT_IDLE

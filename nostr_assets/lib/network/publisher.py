@@ -50,16 +50,35 @@ def _status(ok: OkMessage) -> str:
 async def publish_to_relay(
     url: str, events: Sequence[Event], config: ClientConfig
 ) -> list[PublishResult]:
-    """Send ``events`` to one relay on one connection; one result per event."""
+    """Send ``events`` to one relay on one connection; one result per event. The whole
+    exchange is bounded by ``total_timeout``: a relay that trickles its answers cannot hold
+    the step (and with it the warehouse's writer slot) for long."""
     results: dict[str, PublishResult] = {}
+    try:
+        async with asyncio.timeout(config.total_timeout):
+            await _exchange(url, events, config, results)
+    except TimeoutError:
+        pass  # what was answered is kept; the rest is NO_ANSWER below
+    now = time.time()
+    return [
+        results.get(e.id) or PublishResult(url, e.id, e.kind, NO_ANSWER, None, now) for e in events
+    ]
+
+
+async def _exchange(
+    url: str, events: Sequence[Event], config: ClientConfig, results: dict[str, PublishResult]
+) -> None:
+    """Send ``events`` on one connection and fill ``results`` with the answers as they come."""
     try:
         ws, _, _ = await open_connection(url, config)
     except WindowEnded as ended:
         now = time.time()
-        return [
-            PublishResult(url, e.id, e.kind, UNREACHABLE, str(ended.error_class), now)
-            for e in events
-        ]
+        for e in events:
+            results[e.id] = PublishResult(
+                url, e.id, e.kind, UNREACHABLE, str(ended.error_class), now
+            )
+        return
+
     wanted = {event.id: event for event in events}
     pending = list(wanted)  # in the order sent, which is the order a relay answers in
     try:
@@ -68,8 +87,11 @@ async def publish_to_relay(
         while pending:
             # Each answer gets the idle timeout: a relay that slows down after refusals
             # (nostr-relay doubles a pause per refusal) is waited for, a silent one is not.
-            async with asyncio.timeout(config.idle_timeout):
-                frame = await ws.recv()
+            try:
+                async with asyncio.timeout(config.idle_timeout):
+                    frame = await ws.recv()
+            except TimeoutError:
+                return  # silent for longer than the idle timeout: the rest is NO_ANSWER
             try:
                 message = decode_relay_message(frame, config.max_frame_bytes)
             except BadFrame:
@@ -93,14 +115,10 @@ async def publish_to_relay(
                     time.time(),
                 ),
             )
-    except (TimeoutError, websockets.ConnectionClosed, OSError):
-        pass  # what was answered is kept; the rest is NO_ANSWER below
+    except (websockets.ConnectionClosed, OSError):
+        pass  # what was answered is kept; the rest is NO_ANSWER
     finally:
         await ws.close()
-    now = time.time()
-    return [
-        results.get(e.id) or PublishResult(url, e.id, e.kind, NO_ANSWER, None, now) for e in events
-    ]
 
 
 async def publish(

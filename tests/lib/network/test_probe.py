@@ -87,15 +87,24 @@ def test_observed_capabilities(test_events, negentropy, count, expected):
         assert seconds < CAPABILITY_TIMEOUT + 2
 
 
-def test_a_relay_demanding_auth_to_read(test_events):
+@pytest.mark.parametrize(
+    ("closed", "requires_auth"),
+    [("auth-required: members only", True), ("restricted: paying members only", None)],
+)
+def test_a_relay_refusing_to_read(test_events, closed, requires_auth):
+    """A relay that refuses the plain REQ refuses COUNT and NEG-OPEN too, which shows nothing
+    about NIP-45 or NIP-77: those stay not tested. Only an auth-required refusal says AUTH is
+    required; another refusal says nothing about it."""
+
     async def scenario():
-        closed = "auth-required: members only"
-        async with FaultRelay(test_events[:3], closed_message=closed) as relay:
+        relay = FaultRelay(test_events[:3], closed_message=closed, negentropy="err")
+        async with relay:
             return await probe_relay(relay.url, config=CONFIG)
 
     probe = asyncio.run(scenario())
     assert probe.reachable and probe.rtt_read_ms is not None
-    assert (probe.reads_without_auth, probe.requires_auth_for_read) == (False, True)
+    assert (probe.reads_without_auth, probe.requires_auth_for_read) == (False, requires_auth)
+    assert (probe.answers_count, probe.answers_negentropy) == (None, None)
 
 
 def test_capabilities_are_not_tested_on_a_relay_never_reached():
