@@ -28,9 +28,11 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 # exactly as package-lock.json pins them. Without npm the map draws a plain globe, and says so.
 NODE_STAMP := node_modules/.installed
 $(NODE_STAMP): package.json package-lock.json
-	@if command -v npm >/dev/null; then \
-		npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
-	else echo "warning: npm not found: the dashboard's map will have no country outlines"; fi
+	@if ! command -v npm >/dev/null; then \
+		echo "warning: npm not found: the dashboard's map will have no country outlines"; \
+	elif npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; then \
+		touch $(NODE_STAMP); \
+	else echo "warning: npm ci failed: the dashboard's map will have no country outlines"; fi
 
 setup: $(STAMP) $(NODE_STAMP)
 
