@@ -11,6 +11,7 @@ says the locations are invented, under the map's title, once.
 from __future__ import annotations
 
 import socket
+import sys
 
 import pytest
 
@@ -75,9 +76,10 @@ def test_no_database_when_the_relays_share_an_address_or_the_writer_is_missing(m
     assert placed == {} and why_not is not None and "mmdb-writer" in why_not
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux routes 127/8 to lo")
 def test_relays_get_loopback_addresses_of_their_own():
     addresses, own = relay_addresses(4)
-    assert own, "Linux routes all of 127.0.0.0/8 to lo"
+    assert own
     assert [host for host, _ in addresses] == HOSTS
     for host, port in addresses:  # free, on that address
         with socket.socket() as sock:
