@@ -144,6 +144,42 @@ def parse_partition_start(text: str) -> str:
     return start.strftime(PARTITION_FORMAT)
 
 
+WAREHOUSES = ("duckdb", "ducklake")
+
+
+def parse_warehouse(text: str) -> str:
+    word = text.strip().lower()
+    if word not in WAREHOUSES:
+        raise ValueError("expected duckdb (one DuckDB file) or ducklake (a DuckLake catalog)")
+    return word
+
+
+def parse_ducklake_catalog(text: str) -> str:
+    """``sqlite:PATH`` or ``postgres:<libpq connection string>``, as DuckLake spells them;
+    a relative SQLite path is resolved against the project root by ``load_settings``."""
+    kind, _, target = text.strip().partition(":")
+    if kind not in ("sqlite", "postgres") or not target.strip():
+        raise ValueError(
+            "expected sqlite:PATH or postgres:<libpq connection string>, "
+            "e.g. postgres:dbname=lake host=db.example"
+        )
+    if kind == "sqlite":
+        return f"sqlite:{Path(target.strip()).expanduser()}"
+    return f"postgres:{target.strip()}"
+
+
+def parse_ducklake_data_path(text: str) -> str:
+    """A local folder, or ``s3://bucket/prefix``; a relative folder is resolved against the
+    project root by ``load_settings``."""
+    value = text.strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return str(Path(value).expanduser())
+    if scheme == "s3" and rest.split("/", 1)[0]:
+        return value if value.endswith("/") else f"{value}/"
+    raise ValueError("expected a folder or s3://bucket/prefix")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One row of the configuration table."""
@@ -183,6 +219,32 @@ SETTINGS: tuple[Setting, ...] = (
         "the DuckDB warehouse; Dagster and dbt both use it",
         parse_path,
         is_path=True,
+    ),
+    Setting(
+        "NOSTR_WAREHOUSE",
+        "warehouse",
+        "duckdb or ducklake",
+        "duckdb",
+        "where the raw tables and marts live: one DuckDB file (NOSTR_DUCKDB_PATH), or a DuckLake "
+        "(NOSTR_DUCKLAKE_CATALOG, NOSTR_DUCKLAKE_DATA_PATH) attached as `lake`",
+        parse_warehouse,
+    ),
+    Setting(
+        "NOSTR_DUCKLAKE_CATALOG",
+        "ducklake_catalog",
+        "sqlite:PATH or postgres:<libpq string>",
+        "sqlite:data/lake/catalog.sqlite",
+        "the DuckLake catalog (with NOSTR_WAREHOUSE=ducklake): SQLite for processes on one "
+        "machine, Postgres for many writers and remote readers",
+        parse_ducklake_catalog,
+    ),
+    Setting(
+        "NOSTR_DUCKLAKE_DATA_PATH",
+        "ducklake_data_path",
+        "folder or s3://bucket/prefix",
+        "data/lake/files",
+        "where DuckLake writes its Parquet files (with NOSTR_WAREHOUSE=ducklake)",
+        parse_ducklake_data_path,
     ),
     Setting(
         "NOSTR_DUCKDB_MEMORY_MB",
@@ -380,6 +442,9 @@ class Settings:
 
     project_root: Path
     duckdb_path: Path
+    warehouse: str  # duckdb | ducklake
+    ducklake_catalog: str  # sqlite:<absolute path> | postgres:<libpq string>
+    ducklake_data_path: str  # an absolute folder | s3://bucket/prefix/
     relays: tuple[str, ...]
     relays_file: Path | None  # None: unset and the default file is absent
     kinds: tuple[int, ...] | None  # None: every kind
@@ -472,6 +537,13 @@ def load_settings(
         values[setting.field] = value
 
     values["project_root"] = root
+    catalog = values.get("ducklake_catalog")
+    if catalog and catalog.startswith("sqlite:"):
+        values["ducklake_catalog"] = f"sqlite:{(root / catalog.removeprefix('sqlite:')).resolve()}"
+    data_path = values.get("ducklake_data_path")
+    if data_path and "://" not in data_path:
+        # DuckLake joins file names to the data path as text: it must end with a separator.
+        values["ducklake_data_path"] = f"{(root / data_path).resolve()}/"
     if not root.is_dir():
         problems.append(problem("NOSTR_PROJECT_ROOT", str(root), "expected an existing folder"))
     values["relays"] = values.get("relays") or ()

@@ -56,6 +56,33 @@ def test_defaults_on_a_new_install(project):
     assert settings.allow_private_addresses is False
     assert settings.geoip_city_db is None and settings.geoip_asn_db is None
     assert settings.partitions_start == DEFAULT_PARTITIONS_START
+    assert settings.warehouse == "duckdb"
+
+
+def test_ducklake_paths_start_at_the_project_root(project):
+    settings = load_settings(
+        {
+            "NOSTR_PROJECT_ROOT": str(project),
+            "NOSTR_WAREHOUSE": " DuckLake ",
+            "NOSTR_DUCKLAKE_CATALOG": "sqlite:lake/cat.sqlite",
+            "NOSTR_DUCKLAKE_DATA_PATH": "lake/files",
+        }
+    )
+    assert settings.warehouse == "ducklake"
+    assert settings.ducklake_catalog == f"sqlite:{project.resolve() / 'lake' / 'cat.sqlite'}"
+    assert settings.ducklake_data_path == f"{project.resolve() / 'lake' / 'files'}/"
+
+
+def test_ducklake_postgres_catalog_and_s3_data_path_are_kept_as_given(project):
+    settings = load_settings(
+        {
+            "NOSTR_PROJECT_ROOT": str(project),
+            "NOSTR_DUCKLAKE_CATALOG": "postgres:dbname=lake host=db.example",
+            "NOSTR_DUCKLAKE_DATA_PATH": "s3://bucket/nostr",
+        }
+    )
+    assert settings.ducklake_catalog == "postgres:dbname=lake host=db.example"
+    assert settings.ducklake_data_path == "s3://bucket/nostr/"
 
 
 def test_every_default_in_the_table_parses():
@@ -82,6 +109,12 @@ def test_every_default_in_the_table_parses():
         ("NOSTR_ALLOW_PRIVATE_ADDRESSES", "t", "expected 1, true, yes, on"),
         ("NOSTR_RELAYS", "ws//host", "'ws//host' (bad_scheme)"),
         ("NOSTR_RELAYS", "htp://host", "'htp://host' (bad_scheme)"),
+        ("NOSTR_WAREHOUSE", "lake", "expected duckdb (one DuckDB file) or ducklake"),
+        ("NOSTR_DUCKLAKE_CATALOG", "catalog.sqlite", "expected sqlite:PATH or postgres:<libpq"),
+        ("NOSTR_DUCKLAKE_CATALOG", "mysql:db=x", "expected sqlite:PATH or postgres:<libpq"),
+        ("NOSTR_DUCKLAKE_CATALOG", "sqlite: ", "expected sqlite:PATH or postgres:<libpq"),
+        ("NOSTR_DUCKLAKE_DATA_PATH", "gs://bucket/x", "expected a folder or s3://bucket/prefix"),
+        ("NOSTR_DUCKLAKE_DATA_PATH", "s3:///prefix", "expected a folder or s3://bucket/prefix"),
         ("NOSTR_PARTITIONS_START", "2026-11-01", "expected a past UTC hour as YYYY-MM-DD-HH:00"),
         ("NOSTR_PARTITIONS_START", "2026-11-01-00:30", "expected a past UTC hour"),
         ("NOSTR_PARTITIONS_START", "2999-01-01-00:00", "expected a past UTC hour"),

@@ -19,6 +19,7 @@ from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guard
 from nostr_assets.lib.protocol.discovery import Discovery, discover_relays
 from nostr_assets.lib.protocol.event import Event
 from nostr_assets.lib.protocol.relay_url import InvalidRelayUrl
+from nostr_assets.lib.warehouse.tables.relay_catalog import upsert_catalog
 
 # Discovery reads only events that can carry relay URLs: kind-3 content maps, kind-10002
 # `r` tags, and tags with a ws(s):// relay hint. The LIKE prefilter keeps the scan in DuckDB.
@@ -128,18 +129,7 @@ def relay_catalog(
     with duckdb.get_connection() as conn:
         conn.register("incoming", incoming.to_arrow())
         # Upsert: first_seen_at and the original source survive; last_seen_at moves to now.
-        conn.execute(
-            """
-            insert into raw.relay_catalog
-                (relay_url, source, first_seen_at, last_seen_at, is_guarded, guard_reason)
-            select relay_url, source, $now, $now, is_guarded, guard_reason from incoming
-            on conflict (relay_url) do update set
-                last_seen_at = excluded.last_seen_at,
-                is_guarded = excluded.is_guarded,
-                guard_reason = excluded.guard_reason
-            """,
-            {"now": now},
-        )
+        upsert_catalog(conn, now)
         conn.unregister("incoming")
         total, guarded = conn.execute(
             "select count(*), count(*) filter (where is_guarded) from raw.relay_catalog"

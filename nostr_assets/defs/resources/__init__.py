@@ -50,6 +50,9 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
     return {
         "duckdb": WarehouseResource(
             database=database,
+            warehouse=settings.warehouse,
+            ducklake_catalog=settings.ducklake_catalog,
+            ducklake_data_path=settings.ducklake_data_path,
             # DuckDB checkpoints its WAL into the file every 16 MB by default; during a backfill
             # that was two thirds of the landing time (bench_backfill). Checkpoint less often:
             # the WAL is still fsynced at every commit, so nothing committed can be lost.

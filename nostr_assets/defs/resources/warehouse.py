@@ -1,5 +1,6 @@
-"""The DuckDB warehouse: checked before connecting, waited for only when another writer holds
-it, and its raw tables checked against this version's schema once per process."""
+"""The warehouse: the DuckDB file (checked before connecting, waited for only when another
+writer holds it) or, with NOSTR_WAREHOUSE=ducklake, a DuckLake attached as ``lake``; either way
+its raw tables are checked against this version's schema once per process."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from typing import Any
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
+from nostr_assets.defs.resources.fields import about, check
+from nostr_assets.lib.warehouse.extensions import ExtensionMissing
+from nostr_assets.lib.warehouse.lake import connect_lake
 from nostr_assets.lib.warehouse.raw_table import SchemaMismatch
 from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 from nostr_assets.settings import SettingsError, problem
@@ -23,11 +27,9 @@ from nostr_assets.settings import SettingsError, problem
 class WarehouseUnusable(dg.Failure):
     """The DuckDB file cannot be used, and waiting will not help; the message says why."""
 
-    def __init__(self, database: str, why: str) -> None:
-        super().__init__(
-            description=f"DuckDB warehouse {database!r} {why} (NOSTR_DUCKDB_PATH)",
-            allow_retries=False,
-        )
+    def __init__(self, database: str, why: str, setting: str = "NOSTR_DUCKDB_PATH") -> None:
+        kind = "DuckLake catalog" if setting == "NOSTR_DUCKLAKE_CATALOG" else "DuckDB warehouse"
+        super().__init__(description=f"{kind} {database!r} {why} ({setting})", allow_retries=False)
 
 
 # DuckDB's main header: an 8-byte checksum, then these 4 bytes (DuckDB 0.9 to 1.5 alike).
@@ -93,6 +95,16 @@ class WarehouseResource(DuckDBResource):
     say) is refused.
     """
 
+    # With warehouse "duckdb" the two lake fields are not read.
+    warehouse: str = Field(default="duckdb", description=about("NOSTR_WAREHOUSE"))
+    ducklake_catalog: str = Field(default="", description=about("NOSTR_DUCKLAKE_CATALOG"))
+    ducklake_data_path: str = Field(default="", description=about("NOSTR_DUCKLAKE_DATA_PATH"))
+
+    @field_validator("warehouse", mode="before")
+    @classmethod
+    def _warehouse(cls, value: Any) -> Any:
+        return check("NOSTR_WAREHOUSE", value)
+
     _schema_checked: bool = PrivateAttr(default=False)
 
     @field_validator("database", mode="before")
@@ -120,12 +132,31 @@ class WarehouseResource(DuckDBResource):
                 delay *= 2
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    @property
+    def is_lake(self) -> bool:
+        return self.warehouse == "ducklake"
+
+    def _connect_lake(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        catalog = self.ducklake_catalog
+        if catalog.startswith("sqlite:") and not read_only:
+            # DuckLake creates the SQLite file, not the folder it goes in.
+            Path(catalog.removeprefix("sqlite:")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return connect_lake(catalog, self.ducklake_data_path, read_only, self._config())
+        except (duckdb.Error, ExtensionMissing) as error:
+            raise WarehouseUnusable(
+                catalog, f"cannot be attached: {error}", "NOSTR_DUCKLAKE_CATALOG"
+            ) from None
+
     @contextmanager
     def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        why = warehouse_problem(self.database, read_only)
-        if why is not None:
-            raise WarehouseUnusable(self.database, why)
-        conn = self._connect(read_only)
+        if self.is_lake:
+            conn = self._connect_lake(read_only)
+        else:
+            why = warehouse_problem(self.database, read_only)
+            if why is not None:
+                raise WarehouseUnusable(self.database, why)
+            conn = self._connect(read_only)
         try:
             if not read_only and not self._schema_checked:
                 self._check_schema(conn)
@@ -139,6 +170,12 @@ class WarehouseResource(DuckDBResource):
         try:
             upgrades = ensure_raw_tables(conn)
         except SchemaMismatch as mismatch:
+            if self.is_lake:
+                raise WarehouseUnusable(
+                    self.ducklake_catalog,
+                    f"has an incompatible schema: {mismatch}",
+                    "NOSTR_DUCKLAKE_CATALOG",
+                ) from None
             raise WarehouseUnusable(
                 self.database, f"has an incompatible schema: {mismatch}"
             ) from None
@@ -147,4 +184,7 @@ class WarehouseResource(DuckDBResource):
         self._schema_checked = True
 
     def exists(self) -> bool:
+        if self.is_lake:
+            catalog = self.ducklake_catalog
+            return not catalog.startswith("sqlite:") or Path(catalog[len("sqlite:") :]).exists()
         return self.database == ":memory:" or Path(self.database).exists()

@@ -15,7 +15,8 @@ from datetime import datetime
 import duckdb
 
 from nostr_assets.lib.network.crawler import CrawlResult
-from nostr_assets.lib.warehouse.landing import Rows, arrow_table
+from nostr_assets.lib.warehouse.lake import is_lake
+from nostr_assets.lib.warehouse.landing import Rows, arrow_table, check_key
 from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, scalar, transaction
 from nostr_assets.lib.warehouse.tables.event_relay_sightings import sighting_rows
 from nostr_assets.lib.warehouse.tables.nostr_events import Columns, event_rows
@@ -99,6 +100,8 @@ def _replace_fetch_stats(conn: duckdb.DuckDBPyConnection, window: list[datetime]
         conn.execute(
             f"insert into {RAW_SCHEMA}.relay_fetch_stats by name select * from incoming_stats"
         )
+        if is_lake(conn):
+            check_key(conn, "relay_fetch_stats", "created_hour >= $1 and created_hour < $2", window)
     finally:
         conn.unregister("incoming_stats")
 

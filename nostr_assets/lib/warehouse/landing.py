@@ -8,6 +8,7 @@ from typing import TypeAlias
 import duckdb
 import pyarrow as pa
 
+from nostr_assets.lib.warehouse.lake import is_lake
 from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, transaction
 from nostr_assets.lib.warehouse.tables import RAW_TABLES
 
@@ -34,6 +35,25 @@ def arrow_table(conn: duckdb.DuckDBPyConnection, table: str, rows: Rows) -> pa.T
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def check_key(
+    conn: duckdb.DuckDBPyConnection, table: str, where: str = "true", params: list | None = None
+) -> None:
+    """Raise ``duckdb.ConstraintException`` when rows of ``table`` (those ``where`` selects)
+    repeat its primary key: on a DuckLake, which has no keys, this is the check DuckDB makes
+    on the file. Called inside the landing transaction, so a duplicate rolls it back."""
+    key = ", ".join(RAW_TABLES[table].primary_key)
+    row = conn.execute(
+        f"select {key}, count(*) from {RAW_SCHEMA}.{table} where {where} "
+        "group by all having count(*) > 1 limit 1",
+        params or [],
+    ).fetchone()
+    if row is not None:
+        raise duckdb.ConstraintException(
+            f"Duplicate key ({key}) = {tuple(row[:-1])} in {RAW_SCHEMA}.{table}: {row[-1]} rows "
+            "(the lake has no primary keys, so landing checks them)"
+        )
+
+
 def replace_window(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -57,6 +77,7 @@ def replace_window(
         raise ValueError(f"raw.{table} is partitioned by {RAW_TABLES[table].time_column}")
     rows = arrow_table(conn, table, rows)
     spare = f" and not ({keep})" if keep else ""
+    lake = is_lake(conn)
     conn.register("_incoming_rows", rows)
     try:
         with transaction(conn):
@@ -66,6 +87,8 @@ def replace_window(
                 [start, end],
             )
             conn.execute(f"insert into {RAW_SCHEMA}.{table} by name select * from _incoming_rows")
+            if lake:
+                check_key(conn, table, f"{time_column} >= ? and {time_column} < ?", [start, end])
     finally:
         conn.unregister("_incoming_rows")
     return len(rows)

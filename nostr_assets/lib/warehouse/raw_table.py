@@ -8,6 +8,7 @@ and the upgrade compares the warehouse with it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from functools import cached_property
 from typing import Any
 
 import duckdb
+
+from nostr_assets.lib.warehouse.lake import is_lake
 
 RAW_SCHEMA = "raw"
 
@@ -104,12 +107,41 @@ class RawTable:
                 names.append(word)
         return tuple(names)
 
+    @cached_property
+    def primary_key(self) -> tuple[str, ...]:
+        """The key columns as the DDL declares them (inline, or a ``primary key (...)`` line)."""
+        for line in self.columns.splitlines():
+            code = line.split("--", 1)[0].strip()
+            if code.lower().startswith("primary key"):
+                inside = code[code.index("(") + 1 : code.rindex(")")]
+                return tuple(name.strip() for name in inside.split(","))
+            if re.search(r"\sprimary key\b", code, flags=re.IGNORECASE):
+                return (code.split(" ", 1)[0],)
+        return ()
+
+    @cached_property
+    def lake_columns(self) -> str:
+        """``columns`` without the primary key, which DuckLake does not support (it refuses
+        PRIMARY KEY and UNIQUE). On the lake the landing code keeps the key unique itself:
+        see ``landing.check_key``."""
+        lines = []
+        for line in self.columns.splitlines():
+            code = line.split("--", 1)[0]
+            if not code.strip() or code.strip().lower().startswith("primary key"):
+                continue
+            # A key column is NOT NULL by being the key: without the key it must say so.
+            lines.append(
+                re.sub(r"\s+primary key\b", " not null", code, flags=re.IGNORECASE).rstrip()
+            )
+        return "\n".join(lines).rstrip().rstrip(",")
+
     @property
     def qualified(self) -> str:
         return f"{RAW_SCHEMA}.{self.name}"
 
-    def create_sql(self) -> str:
-        return f"create table if not exists {self.qualified} ({self.columns})"
+    def create_sql(self, lake: bool = False) -> str:
+        columns = self.lake_columns if lake else self.columns
+        return f"create table if not exists {self.qualified} ({columns})"
 
 
 @dataclass(frozen=True)
@@ -155,8 +187,10 @@ def plan_upgrade(conn: duckdb.DuckDBPyConnection, table: RawTable) -> tuple[list
     types compare in DuckDB's own spelling.
     """
     database = scalar(conn, "select current_database()")
+    lake = is_lake(conn)
     scratch = f"_declared_{table.name}"
-    conn.execute(f"create or replace temp table {scratch} ({table.columns})")
+    declared_columns = table.lake_columns if lake else table.columns
+    conn.execute(f"create or replace temp table {scratch} ({declared_columns})")
     try:
         declared = _columns(conn, "temp", "main", scratch)
         declared_key = _primary_key(conn, "temp", "main", scratch)
@@ -191,7 +225,10 @@ def plan_upgrade(conn: duckdb.DuckDBPyConnection, table: RawTable) -> tuple[list
             statements.append(
                 f"alter table {where} add column {column.name} {column.type}{default}"
             )
-            if not column.nullable:
+            # DuckLake refuses SET NOT NULL on a column without statistics, which a column
+            # just added has none of (DuckLake of DuckDB 1.5.5): on the lake it stays nullable,
+            # and its default fills it.
+            if not column.nullable and not lake:
                 statements.append(f"alter table {where} alter column {column.name} set not null")
             continue
         if old.type != column.type:
@@ -204,7 +241,7 @@ def plan_upgrade(conn: duckdb.DuckDBPyConnection, table: RawTable) -> tuple[list
                     f"{where}.{column.name}: {old.type} in the warehouse, {column.type} in this "
                     "version, and not every value converts"
                 )
-        if old.nullable and not column.nullable:
+        if old.nullable and not column.nullable and not lake:
             count = scalar(conn, f"select count(*) from {where} where {column.name} is null")
             if count:
                 problems.append(

@@ -4,12 +4,16 @@ A warehouse made by an older version gets the columns added since (nullable, or 
 default); a difference that cannot be bridged without losing data (a column this version does
 not know, a narrower type, another primary key) stops everything with one line per difference,
 before anything is changed.
+
+On a DuckLake the tables are the same but without primary keys, which DuckLake does not
+support; the landing code keeps each key unique there (``landing.check_key``).
 """
 
 from __future__ import annotations
 
 import duckdb
 
+from nostr_assets.lib.warehouse.lake import is_lake
 from nostr_assets.lib.warehouse.raw_table import (
     RAW_SCHEMA,
     SchemaMismatch,
@@ -42,11 +46,12 @@ def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     if problems:
         database = scalar(conn, "select current_database()")
         raise SchemaMismatch(database, problems)
+    lake = is_lake(conn)
     with transaction(conn):
         conn.execute(f"create schema if not exists {RAW_SCHEMA}")
         for table in RAW_TABLES.values():
             if table.name not in existing:
-                conn.execute(table.create_sql())
+                conn.execute(table.create_sql(lake))
         for statement in upgrades:
             conn.execute(statement)
     return upgrades
