@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nostr_assets.demo.relays import RelaySpec, config_text
 from nostr_assets.lib.protocol.event import Event, encode_event, sign_event
 
 # 2024-01-01T00:00:00Z: the first hour of the fixed test data.
@@ -125,39 +126,9 @@ def _config(
     nip11: dict[str, str],
     refuse_authors: Iterable[str] = (),
 ) -> str:
-    info = "\n".join(f"{key}: {value}" for key, value in {**NIP11_DEFAULTS, **nip11}.items())
-    refused = list(refuse_authors)
-    # nostr-relay's own blacklist: an EVENT by these authors gets OK false "rejected: ...".
-    blacklist = "    - nostr_relay.validators.is_author_blacklisted\n" if refused else ""
-    listed = "pubkey_blacklist:\n" + "".join(f"  - {k}\n" for k in refused) if refused else ""
-    return f"""\
-DEBUG: false
-{info}
-storage:
-  sqlalchemy.url: sqlite+aiosqlite:///{directory / "nostr.sqlite3"}
-  num_concurrent_reqs: 10
-  num_concurrent_adds: 2
-  validators:
-    - nostr_relay.validators.is_not_too_large
-    - nostr_relay.validators.is_signed
-{blacklist}verification:
-  nip05_verification: disabled
-gunicorn:
-  bind: 127.0.0.1:{port}
-  workers: 1
-  loglevel: warning
-  reload: false
-authentication:
-  enabled: false
-max_limit: {max_limit}
-max_event_size: 1000000
-message_timeout: 1800
-subscription_limit: 32
-{listed}logging:
-  version: 1
-  root:
-    level: WARNING
-"""
+    # The demo's relay configuration, so tests and demo run nostr-relay alike.
+    spec = RelaySpec("test", port, max_limit, {**NIP11_DEFAULTS, **nip11}, ())
+    return config_text(directory, spec, list(refuse_authors))
 
 
 def _wait_until_listening(handle: RelayHandle, timeout: float) -> None:

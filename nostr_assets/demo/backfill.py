@@ -44,7 +44,6 @@ EVENT_TABLES = [
 CATALOG = dg.AssetKey(["raw", "relay_catalog"])
 SNAPSHOTS = dg.AssetKey(["raw", "relay_snapshots"])
 GEOLOCATIONS = dg.AssetKey(["raw", "relay_geolocations"])
-# Built by nostr_assets/defs/reports when that module exists; the demo runs it if it does.
 DASHBOARD = dg.AssetKey(["reports", "network_dashboard"])
 
 
@@ -224,24 +223,8 @@ def run_all(graph: Graph, start: int, end: int, progress: Progress, log: Path) -
         f"{counts['articles']} articles)" + (f"; empty: {', '.join(empty)}" if empty else ""),
     )
 
-    dashboard = next((a for a in assets if DASHBOARD in a.keys), None)
-    counts["dashboard_written"] = False
-    if dashboard is None:
-        say("no reports/network_dashboard asset in this version: dashboard skipped")
-        return counts
-    tags = None
-    partitions = dashboard.partitions_def
-    if isinstance(partitions, dg.TimeWindowPartitionsDefinition):
-        keys = partitions.get_partition_keys_in_time_window(
-            dg.TimeWindow(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
-        )
-        tags = {
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
-        }
     with progress.step("dashboard", "writing the dashboard"):
-        run([DASHBOARD], tags)
-    counts["dashboard_written"] = True
+        run([DASHBOARD], None)  # one file over every mart: not partitioned
     progress.done("dashboard", "dashboard written")
     return counts
 

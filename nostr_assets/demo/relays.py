@@ -141,10 +141,14 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def config_text(directory: Path, spec: RelaySpec) -> str:
+def config_text(directory: Path, spec: RelaySpec, refuse_authors: Sequence[str] = ()) -> str:
     """nostr-relay's configuration: size and signature checks only (its hellthread validator
-    would refuse contact lists, which follow hundreds), the cap as `max_limit`, quiet logs."""
+    would refuse contact lists, which follow hundreds), the cap as `max_limit`, quiet logs.
+    Events by ``refuse_authors`` (hex pubkeys) get OK false, from nostr-relay's own blacklist."""
     nip11 = "\n".join(f"{key}: {_yaml_text(value)}" for key, value in spec.nip11.items())
+    blacklist = "    - nostr_relay.validators.is_author_blacklisted\n" if refuse_authors else ""
+    listed = "".join(f"  - {key}\n" for key in refuse_authors)
+    listed = f"pubkey_blacklist:\n{listed}" if listed else ""
     return f"""\
 DEBUG: false
 {nip11}
@@ -155,7 +159,7 @@ storage:
   validators:
     - nostr_relay.validators.is_not_too_large
     - nostr_relay.validators.is_signed
-verification:
+{blacklist}verification:
   nip05_verification: disabled
 gunicorn:
   bind: {spec.host}:{spec.port}
@@ -170,7 +174,7 @@ max_limit: {spec.max_limit}
 max_event_size: 1000000
 message_timeout: 1800
 subscription_limit: 32
-logging:
+{listed}logging:
   version: 1
   root:
     level: WARNING
