@@ -8,19 +8,25 @@ import base64
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from nostr_assets.defs.conditions import REPORT
 from nostr_assets.defs.freshness import DAILY_FRESHNESS
 from nostr_assets.defs.resources import DashboardResource, WarehouseResource
-from nostr_assets.lib.reports.dashboard import Dashboard, build_dashboard
-from nostr_assets.lib.reports.dashboard_page import write_atomically
 from nostr_assets.lib.reports.mart_reader import MARTS
 
+if TYPE_CHECKING:
+    from nostr_assets.lib.reports.dashboard import Dashboard
 
-def build_from(warehouse: WarehouseResource, world_atlas: Path, built_at: datetime) -> Dashboard:
+
+def build_from(warehouse: WarehouseResource, world_atlas: Path, built_at: datetime) -> "Dashboard":
     """The dashboard of the warehouse's marts; of none when there is no warehouse file yet."""
+    # Imported here, not at the top: Altair and vl-convert take 0.6 s to import, and every run
+    # of every asset loads this module with the rest of the code location.
+    from nostr_assets.lib.reports.dashboard import build_dashboard
+
     if not warehouse.exists():
         return build_dashboard(None, built_at, world_atlas)
     # Read-only: the page writes nothing to the warehouse, and a reader cannot create tables
@@ -57,6 +63,8 @@ def network_dashboard(
     started = time.perf_counter()
     page = build_from(duckdb, dashboard.world_atlas_path(), datetime.now(UTC))
     path = dashboard.html_path()
+    from nostr_assets.lib.reports.dashboard_page import write_atomically
+
     size = write_atomically(path, page.html)
     data = page.data
     if page.outlines.topology is None:
