@@ -77,6 +77,7 @@ def read_observations(conn, hour) -> list[Observation]:
 
 REPORTS = dg.AssetKey(["publish", "nip66_relay_reports"])
 RESULTS = dg.AssetKey(["raw", "nip66_publish_results"])
+OBSERVATIONS = [["raw", "relay_snapshots"], ["raw", "relay_geolocations"]]
 
 
 @single_run(
@@ -86,18 +87,18 @@ RESULTS = dg.AssetKey(["raw", "nip66_publish_results"])
             REPORTS,
             description="One kind-30166 event per relay our probe found reachable in the hour, "
             "signed by NOSTR_MONITOR_SECRET_KEY and sent to NOSTR_MONITOR_PUBLISH_RELAYS.",
-            deps=[["raw", "relay_snapshots"], ["raw", "relay_geolocations"]],
+            deps=OBSERVATIONS,
             group_name="publish",
             kinds={"python", "nostr"},
-            # Published once the hour's snapshots and geolocations are in; a rerun sends the
-            # same signed events again, which relays take as duplicates.
+            # Published once the hour's snapshots are in (geolocation, when there is one, adds
+            # the g and l tags); a rerun sends the same signed events, taken as duplicates.
             automation_condition=PUBLISH_HOUR,
         ),
         dg.AssetSpec(
             RESULTS,
             description="One row per snapshot hour, relay published to and event: what the "
             "relay answered (accepted, duplicate, refused, no_answer, unreachable).",
-            deps=[["raw", "relay_snapshots"], ["raw", "relay_geolocations"]],
+            deps=OBSERVATIONS,
             group_name="publish",
             kinds={"python", "duckdb"},
             # Requested with the reports in the same tick, so one run does both.
