@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DAGSTER_PORT ?= 3000
 
-.PHONY: setup lock port-free prepare-dbt geoip run demo ui crawl test test-fast lint bench clean browser
+.PHONY: setup lock port-free prepare-dbt geoip run demo ui crawl test test-fast lint bench clean browser postgres
 
 $(UV):
 	$(PYTHON) -m venv $(UV_DIR)
@@ -79,7 +79,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/sqlfluff lint dbt_project
 
-test: prepare-dbt lint browser
+test: prepare-dbt lint browser postgres
 	$(BIN)/pytest -q
 
 # The dashboard's browser tests drive Debian's chromium; Playwright never downloads a browser.
@@ -89,6 +89,14 @@ browser:
 		apt-get install -y -q chromium >/dev/null 2>&1 || \
 		{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
 		echo "warning: could not install chromium; the browser tests will be skipped"
+
+# The DuckLake tests start a Postgres catalog server of their own from Debian's binaries, on a
+# private port and folder. As root the package is installed when missing; the service it may
+# start (or fail to start, without an init system) is never used, so only the binaries decide.
+# Elsewhere those tests say how, and skip.
+PG_INITDB := ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+postgres:
+	@$(PG_INITDB) || [ "$$(id -u)" != 0 ] || { 		export DEBIAN_FRONTEND=noninteractive; 		apt-get install -y -q postgresql >/dev/null 2>&1 || $(PG_INITDB) || 		{ apt-get update -q >/dev/null 2>&1; apt-get install -y -q postgresql >/dev/null 2>&1; }; 		$(PG_INITDB); } || 		echo "warning: could not install postgresql; the DuckLake tests on a Postgres catalog will be skipped"
 
 # The fast tier: no relay, no dbt, no Dagster instance started; about 25 s.
 test-fast: prepare-dbt

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,77 @@ def parse_ducklake_data_path(text: str) -> str:
     raise ValueError("expected a folder or s3://bucket/prefix")
 
 
+# A password inside a libpq connection string, as keyword=value (quoted or not) or inside a
+# URI's user info (postgresql://user:password@host/db). An unquoted value ends at a blank or at
+# the double quote DuckDB's error messages put around the whole string.
+_KEYWORD_PASSWORD = re.compile(
+    r"""(?P<key>password\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|[^\s"]*)""", re.IGNORECASE
+)
+_URI_PASSWORD = re.compile(
+    r"(?P<user>\b[a-z][a-z0-9+.-]*://[^/@\s:]*):(?P<value>[^@\s]*)@", re.IGNORECASE
+)
+HIDDEN = "<hidden>"
+
+
+def hide_password(text: str, *secrets: str) -> str:
+    """``text`` with every password of a connection string in it replaced by ``<hidden>``, and
+    every literal ``secrets`` too (a password whose quoting the patterns might miss)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, HIDDEN)
+    text = _KEYWORD_PASSWORD.sub(lambda m: m["key"] + HIDDEN, text)
+    return _URI_PASSWORD.sub(lambda m: f"{m['user']}:{HIDDEN}@", text)
+
+
+def catalog_passwords(catalog: str) -> list[str]:
+    """The passwords written in a ``postgres:`` catalog string, unquoted as libpq reads them."""
+    passwords = [m["value"] for m in _URI_PASSWORD.finditer(catalog)]
+    for match in _KEYWORD_PASSWORD.finditer(catalog):
+        value = match["value"]
+        if value.startswith("'"):
+            passwords.append(value)  # as written, quotes included, and as libpq reads it
+            value = re.sub(r"\\(.)", r"\1", value.strip("'"))
+        elif "://" in catalog:
+            passwords.append(value.split("&", 1)[0])  # a URI's query: ?password=x&sslmode=...
+        passwords.append(value)
+    # Longest first: a password that contains another is hidden whole.
+    return sorted({p for p in passwords if p and p != HIDDEN}, key=len, reverse=True)
+
+
+def parse_s3_endpoint(text: str) -> str:
+    """``http://host:port`` or ``https://host[:port]``: an S3-compatible server (MinIO, Ceph,
+    Cloudflare R2 ...); the scheme says whether DuckDB speaks TLS to it."""
+    scheme, sep, rest = text.strip().rstrip("/").partition("://")
+    if (
+        scheme.lower() not in ("http", "https")
+        or not sep
+        or not re.fullmatch(r"[\w.:\-\[\]]+", rest)
+    ):
+        raise ValueError("expected http://host:port or https://host[:port], no path")
+    return f"{scheme.lower()}://{rest}"
+
+
+def parse_s3_region(text: str) -> str:
+    value = text.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", value):
+        raise ValueError("expected letters, digits, - and _ only, e.g. eu-central-1 or auto")
+    return value
+
+
+def parse_s3_key_id(text: str) -> str:
+    # AWS key ids are 20 letters and digits; S3-compatible servers allow more, never a blank.
+    value = text.strip()
+    if any(char.isspace() for char in value):
+        raise ValueError("expected an access key id without blanks")
+    return value
+
+
+def parse_s3_secret_key(text: str) -> bool:
+    """True: set (an empty value is unset, never parsed). Settings keep only that; the
+    resource binds the variable itself, so the UI shows its name, never its value."""
+    return True
+
+
 @dataclass(frozen=True)
 class Setting:
     """One row of the configuration table."""
@@ -193,6 +265,7 @@ class Setting:
     is_path: bool = False  # relative values are resolved against the project root
     shown_default: str | None = None  # how the README shows the default, when not `default`
     secret: bool = False  # never repeated, not even in the line that refuses it
+    hide: Callable[[str], str] | None = None  # how a refused value is shown, when not as given
 
 
 # The first partition of a new install: recent, because Dagster lists every partition, filled
@@ -237,6 +310,7 @@ SETTINGS: tuple[Setting, ...] = (
         "the DuckLake catalog (with NOSTR_WAREHOUSE=ducklake): SQLite for processes on one "
         "machine, Postgres for many writers and remote readers",
         parse_ducklake_catalog,
+        hide=hide_password,
     ),
     Setting(
         "NOSTR_DUCKLAKE_DATA_PATH",
@@ -245,6 +319,43 @@ SETTINGS: tuple[Setting, ...] = (
         "data/lake/files",
         "where DuckLake writes its Parquet files (with NOSTR_WAREHOUSE=ducklake)",
         parse_ducklake_data_path,
+    ),
+    Setting(
+        "NOSTR_DUCKLAKE_S3_ENDPOINT",
+        "ducklake_s3_endpoint",
+        "http(s)://host[:port]",
+        "",
+        "the S3-compatible server of an s3:// data path (MinIO, Ceph, R2 ...), its buckets "
+        "addressed by path; http:// speaks no TLS",
+        parse_s3_endpoint,
+        shown_default="AWS S3",
+    ),
+    Setting(
+        "NOSTR_DUCKLAKE_S3_REGION",
+        "ducklake_s3_region",
+        "region name",
+        "us-east-1",
+        "the region requests to an s3:// data path are signed for",
+        parse_s3_region,
+    ),
+    Setting(
+        "NOSTR_DUCKLAKE_S3_ACCESS_KEY_ID",
+        "ducklake_s3_access_key_id",
+        "access key id",
+        "",
+        "the key id for an s3:// data path (with NOSTR_DUCKLAKE_S3_SECRET_ACCESS_KEY)",
+        parse_s3_key_id,
+        shown_default="none (anonymous requests)",
+    ),
+    Setting(
+        "NOSTR_DUCKLAKE_S3_SECRET_ACCESS_KEY",
+        "ducklake_s3_secret_set",
+        "secret access key",
+        "",
+        "the secret of NOSTR_DUCKLAKE_S3_ACCESS_KEY_ID; never shown or logged",
+        parse_s3_secret_key,
+        shown_default="none",
+        secret=True,
     ),
     Setting(
         "NOSTR_DUCKDB_MEMORY_MB",
@@ -443,8 +554,13 @@ class Settings:
     project_root: Path
     duckdb_path: Path
     warehouse: str  # duckdb | ducklake
-    ducklake_catalog: str  # sqlite:<absolute path> | postgres:<libpq string>
+    # sqlite:<absolute path> | postgres:<libpq string>, which may hold a password: no repr
+    ducklake_catalog: str = field(repr=False)
     ducklake_data_path: str  # an absolute folder | s3://bucket/prefix/
+    ducklake_s3_endpoint: str | None  # None: AWS S3
+    ducklake_s3_region: str
+    ducklake_s3_access_key_id: str | None  # None: anonymous requests
+    ducklake_s3_secret_set: bool | None  # the secret is never kept here; None: unset
     relays: tuple[str, ...]
     relays_file: Path | None  # None: unset and the default file is absent
     kinds: tuple[int, ...] | None  # None: every kind
@@ -507,6 +623,22 @@ def read_relays_file(path: Path, name: str = "NOSTR_RELAYS_FILE") -> tuple[str, 
     return urls
 
 
+def _s3_key_pair_problems(values: Mapping[str, Any], wanted: set[str]) -> list[str]:
+    """The S3 key id and its secret go together: one without the other signs nothing."""
+    names = ("NOSTR_DUCKLAKE_S3_ACCESS_KEY_ID", "NOSTR_DUCKLAKE_S3_SECRET_ACCESS_KEY")
+    if not wanted.issuperset(names):
+        return []
+    key_id, secret_set = (
+        values.get("ducklake_s3_access_key_id"),
+        values.get("ducklake_s3_secret_set"),
+    )
+    if key_id and not secret_set:
+        return [problem(names[1], "", f"expected the secret of {names[0]}={key_id!r}")]
+    if secret_set and not key_id:
+        return [problem(names[0], "", f"expected the key id of {names[1]} (both or neither)")]
+    return []
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, only: Iterable[str] | None = None
 ) -> Settings:
@@ -529,7 +661,7 @@ def load_settings(
         try:
             value = setting.parse(text) if text.strip() else None
         except ValueError as error:
-            shown = "<hidden>" if setting.secret else given
+            shown = HIDDEN if setting.secret else setting.hide(given) if setting.hide else given
             problems.append(problem(setting.name, shown, str(error)))
             continue
         if setting.is_path and value is not None:
@@ -544,6 +676,7 @@ def load_settings(
     if data_path and "://" not in data_path:
         # DuckLake joins file names to the data path as text: it must end with a separator.
         values["ducklake_data_path"] = f"{(root / data_path).resolve()}/"
+    problems.extend(_s3_key_pair_problems(values, wanted))
     if not root.is_dir():
         problems.append(problem("NOSTR_PROJECT_ROOT", str(root), "expected an existing folder"))
     values["relays"] = values.get("relays") or ()

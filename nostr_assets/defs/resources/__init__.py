@@ -26,7 +26,7 @@ from nostr_assets.defs.resources.monitor import KEY_VARIABLE, NostrMonitorResour
 from nostr_assets.defs.resources.relays import NostrCrawlerResource, RelaySourcesResource
 from nostr_assets.defs.resources.reports import DashboardResource
 from nostr_assets.defs.resources.warehouse import WarehouseResource, WarehouseUnusable
-from nostr_assets.settings import Settings, load_settings
+from nostr_assets.settings import Settings, catalog_passwords, load_settings
 
 __all__ = [
     "DashboardResource",
@@ -47,12 +47,25 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
     per bad variable) when the environment is bad."""
     settings = load_settings() if settings is None else settings
     database = str(settings.duckdb_path)
+    catalog = settings.ducklake_catalog
     return {
         "duckdb": WarehouseResource(
             database=database,
             warehouse=settings.warehouse,
-            ducklake_catalog=settings.ducklake_catalog,
+            # A value holding a password is bound as its variable, as the monitor's key is:
+            # the UI shows the variable's name, never the password.
+            ducklake_catalog=(
+                dg.EnvVar("NOSTR_DUCKLAKE_CATALOG") if catalog_passwords(catalog) else catalog
+            ),
             ducklake_data_path=settings.ducklake_data_path,
+            ducklake_s3_endpoint=settings.ducklake_s3_endpoint or "",
+            ducklake_s3_region=settings.ducklake_s3_region,
+            ducklake_s3_access_key_id=settings.ducklake_s3_access_key_id or "",
+            ducklake_s3_secret_access_key=(
+                dg.EnvVar("NOSTR_DUCKLAKE_S3_SECRET_ACCESS_KEY")
+                if settings.ducklake_s3_secret_set
+                else ""
+            ),
             # DuckDB checkpoints its WAL into the file every 16 MB by default; during a backfill
             # that was two thirds of the landing time (bench_backfill). Checkpoint less often:
             # the WAL is still fsynced at every commit, so nothing committed can be lost.

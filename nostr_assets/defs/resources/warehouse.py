@@ -1,6 +1,11 @@
 """The warehouse: the DuckDB file (checked before connecting, waited for only when another
 writer holds it) or, with NOSTR_WAREHOUSE=ducklake, a DuckLake attached as ``lake``; either way
-its raw tables are checked against this version's schema once per process."""
+its raw tables are checked against this version's schema once per process.
+
+A Postgres catalog's connection string may hold a password, and S3 storage has a secret key:
+neither is shown by the UI (build_resources binds them as environment variables), the
+resource's repr, or a WarehouseUnusable message (DuckDB's own errors quote the whole
+connection string: the password is replaced by <hidden> there)."""
 
 from __future__ import annotations
 
@@ -14,22 +19,44 @@ from typing import Any
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from nostr_assets.defs.resources.fields import about, check
 from nostr_assets.lib.warehouse.extensions import ExtensionMissing
-from nostr_assets.lib.warehouse.lake import connect_lake
+from nostr_assets.lib.warehouse.lake import S3Storage, check_storage, connect_lake
 from nostr_assets.lib.warehouse.raw_table import SchemaMismatch
 from nostr_assets.lib.warehouse.schema import ensure_raw_tables
-from nostr_assets.settings import SettingsError, problem
+from nostr_assets.settings import (
+    SettingsError,
+    catalog_passwords,
+    hide_password,
+    parse_ducklake_catalog,
+    problem,
+)
+
+# What a WarehouseUnusable calls the thing it names, by the setting that names it.
+KINDS = {
+    "NOSTR_DUCKDB_PATH": "DuckDB warehouse",
+    "NOSTR_DUCKLAKE_CATALOG": "DuckLake catalog",
+    "NOSTR_DUCKLAKE_DATA_PATH": "DuckLake data path",
+}
 
 
 class WarehouseUnusable(dg.Failure):
     """The DuckDB file cannot be used, and waiting will not help; the message says why."""
 
-    def __init__(self, database: str, why: str, setting: str = "NOSTR_DUCKDB_PATH") -> None:
-        kind = "DuckLake catalog" if setting == "NOSTR_DUCKLAKE_CATALOG" else "DuckDB warehouse"
-        super().__init__(description=f"{kind} {database!r} {why} ({setting})", allow_retries=False)
+    def __init__(
+        self, database: str, why: str, setting: str = "NOSTR_DUCKDB_PATH", hint: str = ""
+    ) -> None:
+        kind = KINDS.get(setting, "DuckDB warehouse")
+        settings = f"{setting}, {hint}" if hint else setting
+        super().__init__(description=f"{kind} {database!r} {why} ({settings})", allow_retries=False)
+
+
+def one_line(error: BaseException) -> str:
+    """DuckDB's message without the query excerpt and caret it adds, on one line."""
+    text = str(error).split("\nLINE ", 1)[0]
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 # DuckDB's main header: an 8-byte checksum, then these 4 bytes (DuckDB 0.9 to 1.5 alike).
@@ -95,15 +122,48 @@ class WarehouseResource(DuckDBResource):
     say) is refused.
     """
 
-    # With warehouse "duckdb" the two lake fields are not read.
+    # With warehouse "duckdb" the lake fields are not read; the S3 ones only for s3:// data.
     warehouse: str = Field(default="duckdb", description=about("NOSTR_WAREHOUSE"))
-    ducklake_catalog: str = Field(default="", description=about("NOSTR_DUCKLAKE_CATALOG"))
+    # repr=False: a Postgres connection string may hold a password.
+    ducklake_catalog: str = Field(
+        default="", description=about("NOSTR_DUCKLAKE_CATALOG"), repr=False
+    )
     ducklake_data_path: str = Field(default="", description=about("NOSTR_DUCKLAKE_DATA_PATH"))
+    ducklake_s3_endpoint: str = Field(default="", description=about("NOSTR_DUCKLAKE_S3_ENDPOINT"))
+    ducklake_s3_region: str = Field(
+        default="us-east-1", description=about("NOSTR_DUCKLAKE_S3_REGION")
+    )
+    ducklake_s3_access_key_id: str = Field(
+        default="", description=about("NOSTR_DUCKLAKE_S3_ACCESS_KEY_ID")
+    )
+    ducklake_s3_secret_access_key: str = Field(
+        default="", description=about("NOSTR_DUCKLAKE_S3_SECRET_ACCESS_KEY"), repr=False
+    )
 
     @field_validator("warehouse", mode="before")
     @classmethod
     def _warehouse(cls, value: Any) -> Any:
         return check("NOSTR_WAREHOUSE", value)
+
+    @field_validator("ducklake_catalog", mode="before")
+    @classmethod
+    def _catalog(cls, value: Any) -> Any:
+        # As the setting parses it (the value may come straight from the environment, when it
+        # holds a password), and refused without repeating the password.
+        if not isinstance(value, str) or isinstance(value, dg.EnvVar) or not value.strip():
+            return value  # an EnvVar binding is checked once resolved, in the run
+        try:
+            return parse_ducklake_catalog(value)
+        except ValueError as error:
+            shown = hide_password(value, *catalog_passwords(value))
+            raise SettingsError([problem("NOSTR_DUCKLAKE_CATALOG", shown, str(error))]) from None
+
+    @field_validator("ducklake_s3_endpoint", "ducklake_s3_region", mode="before")
+    @classmethod
+    def _s3(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return value
+        return check(f"NOSTR_{str(info.field_name).upper()}", value)
 
     _schema_checked: bool = PrivateAttr(default=False)
 
@@ -136,17 +196,39 @@ class WarehouseResource(DuckDBResource):
     def is_lake(self) -> bool:
         return self.warehouse == "ducklake"
 
+    @property
+    def s3_storage(self) -> S3Storage:
+        return S3Storage(
+            endpoint=self.ducklake_s3_endpoint or None,
+            region=self.ducklake_s3_region or "us-east-1",
+            key_id=self.ducklake_s3_access_key_id or None,
+            secret=self.ducklake_s3_secret_access_key or None,
+        )
+
+    def _lake_unusable(
+        self, why: str, setting: str = "NOSTR_DUCKLAKE_CATALOG"
+    ) -> WarehouseUnusable:
+        """WarehouseUnusable for the lake, with no password or secret key in it."""
+        secrets = [*catalog_passwords(self.ducklake_catalog), self.ducklake_s3_secret_access_key]
+        if setting == "NOSTR_DUCKLAKE_DATA_PATH":
+            subject, hint = self.ducklake_data_path, "NOSTR_DUCKLAKE_S3_*"
+        else:
+            subject, hint = self.ducklake_catalog, ""
+        return WarehouseUnusable(
+            hide_password(subject, *secrets), hide_password(why, *secrets), setting, hint
+        )
+
     def _connect_lake(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         catalog = self.ducklake_catalog
         if catalog.startswith("sqlite:") and not read_only:
             # DuckLake creates the SQLite file, not the folder it goes in.
             Path(catalog.removeprefix("sqlite:")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            return connect_lake(catalog, self.ducklake_data_path, read_only, self._config())
+            return connect_lake(
+                catalog, self.ducklake_data_path, read_only, self._config(), self.s3_storage
+            )
         except (duckdb.Error, ExtensionMissing) as error:
-            raise WarehouseUnusable(
-                catalog, f"cannot be attached: {error}", "NOSTR_DUCKLAKE_CATALOG"
-            ) from None
+            raise self._lake_unusable(f"cannot be attached: {one_line(error)}") from None
 
     @contextmanager
     def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -167,15 +249,17 @@ class WarehouseResource(DuckDBResource):
     def _check_schema(self, conn: duckdb.DuckDBPyConnection) -> None:
         """The start-up schema check, once per process: old tables upgraded, a lossy
         difference refused before any asset writes."""
+        if self.is_lake:
+            try:
+                check_storage(conn, self.ducklake_data_path)
+            except duckdb.Error as error:
+                why = f"cannot be listed: {one_line(error)}"
+                raise self._lake_unusable(why, "NOSTR_DUCKLAKE_DATA_PATH") from None
         try:
             upgrades = ensure_raw_tables(conn)
         except SchemaMismatch as mismatch:
             if self.is_lake:
-                raise WarehouseUnusable(
-                    self.ducklake_catalog,
-                    f"has an incompatible schema: {mismatch}",
-                    "NOSTR_DUCKLAKE_CATALOG",
-                ) from None
+                raise self._lake_unusable(f"has an incompatible schema: {mismatch}") from None
             raise WarehouseUnusable(
                 self.database, f"has an incompatible schema: {mismatch}"
             ) from None
