@@ -17,7 +17,7 @@ import duckdb
 from nostr_assets.lib.network.crawler import CrawlResult
 from nostr_assets.lib.warehouse.lake import is_lake
 from nostr_assets.lib.warehouse.landing import Rows, arrow_table, check_key
-from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, scalar, transaction
+from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, in_transaction, scalar
 from nostr_assets.lib.warehouse.tables.event_relay_sightings import sighting_rows
 from nostr_assets.lib.warehouse.tables.nostr_events import Columns, event_rows
 
@@ -77,10 +77,16 @@ def land_window(
     conn.register("incoming_sightings", sightings)
     try:
         for part in range(slices):
-            with transaction(conn):
+
+            def merge_slice(part: int = part) -> tuple[int, int]:
                 merged = _merge_slice(conn, window, f"hash(event_id) % {slices} = {part}")
                 if part == slices - 1 and fetch_stats is not None:
                     _replace_fetch_stats(conn, window, fetch_stats)
+                return merged
+
+            # On a lake another writer may commit first; the slice is then merged again,
+            # from what is stored by then.
+            merged = in_transaction(conn, merge_slice)
             totals[0] += merged[0]
             totals[1] += merged[1]
     finally:

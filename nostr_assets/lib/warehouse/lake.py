@@ -8,8 +8,13 @@ is only the query engine here: the in-memory database holds nothing but temporar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import fcntl
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -89,17 +94,90 @@ def connect_lake(
 ) -> duckdb.DuckDBPyConnection:
     """A connection whose current database is the lake; the extensions come from their wheels,
     and an ``s3://`` data path gets a secret from ``s3`` before the lake is attached."""
-    conn = duckdb.connect(":memory:", config=dict(config or {}))
+    if catalog.startswith("sqlite:") and not read_only:
+        use_wal(Path(catalog.removeprefix("sqlite:")))
+    for attempt in range(1, ATTACH_ATTEMPTS + 1):
+        conn = duckdb.connect(":memory:", config=dict(config or {}))
+        try:
+            load_extensions(conn, lake_extensions(catalog, data_path))
+            if data_path.startswith("s3://"):
+                conn.execute(s3_secret_sql(data_path, s3 or S3Storage()))
+            conn.execute(attach_sql(catalog, data_path, read_only))
+            conn.execute(f"use {LAKE_ALIAS}")
+            return conn
+        except duckdb.Error as error:
+            conn.close()
+            if attempt == ATTACH_ATTEMPTS or not _lost_creation_race(error):
+                raise
+            time.sleep(0.1 * attempt)
+        except BaseException:
+            conn.close()
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+# Writers starting together on a new lake all try to create its catalog tables; those that
+# lose see "already exists" (Postgres: a duplicate key in its own catalog) or a locked SQLite
+# file. Attaching again then finds the lake made.
+ATTACH_ATTEMPTS = 5
+
+
+def _lost_creation_race(error: duckdb.Error) -> bool:
+    text = str(error).lower()
+    return "initialize ducklake" in text and any(
+        word in text for word in ("already exists", "duplicate key", "database is locked")
+    )
+
+
+def use_wal(catalog_file: Path) -> None:
+    """Put a SQLite catalog in write-ahead-log mode (once: the mode is kept in the file).
+
+    In SQLite's default mode a reader blocks a writer's commit and a writer blocks readers, so
+    a sensor reading the lake could hold up a landing and the other way round; with the log,
+    readers never wait and are never waited for. A new catalog is created here, empty, and
+    DuckLake fills it on its first attach. A catalog another process holds keeps its mode
+    (switching needs it alone); the next connection tries again."""
+    catalog_file.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(catalog_file, timeout=5)
     try:
-        load_extensions(conn, lake_extensions(catalog, data_path))
-        if data_path.startswith("s3://"):
-            conn.execute(s3_secret_sql(data_path, s3 or S3Storage()))
-        conn.execute(attach_sql(catalog, data_path, read_only))
-        conn.execute(f"use {LAKE_ALIAS}")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+        if db.execute("pragma journal_mode").fetchone()[0] != "wal":
+            db.execute("pragma journal_mode = wal")
+    except sqlite3.OperationalError:
+        pass  # busy: another process has it open in a transaction
+    finally:
+        db.close()
+
+
+def _sqlite_catalog(conn: duckdb.DuckDBPyConnection) -> Path | None:
+    """The SQLite file of the lake that is the connection's current database, if it is one."""
+    row = conn.execute(
+        "select type, path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    if row is None or row[0] != "ducklake" or not str(row[1] or "").startswith("sqlite:"):
+        return None
+    return Path(str(row[1]).removeprefix("sqlite:"))
+
+
+@contextmanager
+def writer_turn(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Hold the lake's writer lock for a transaction when its catalog is a SQLite file.
+
+    SQLite cannot merge two writers' transactions: when one commits, every other transaction
+    that has read the catalog since it began fails to commit ("database is locked") and all
+    its work is thrown away. Writers on one machine therefore take turns per transaction, with
+    an advisory lock on ``<catalog>.writers.lock``; what they do outside transactions (crawling,
+    verifying, preparing rows) still runs side by side. A Postgres catalog merges concurrent
+    commits itself and needs no lock; the DuckDB file has a single writer anyway."""
+    catalog = _sqlite_catalog(conn)
+    if catalog is None:
+        yield
+        return
+    with open(f"{catalog}.writers.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def check_storage(conn: duckdb.DuckDBPyConnection, data_path: str) -> None:

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from nostr_assets.lib.warehouse.lake import is_lake
-from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, transaction
+from nostr_assets.lib.warehouse.raw_table import RAW_SCHEMA, in_transaction
 from nostr_assets.lib.warehouse.tables import RAW_TABLES
 
 Rows: TypeAlias = pa.Table | list[dict] | dict[str, list]
@@ -80,7 +80,8 @@ def replace_window(
     lake = is_lake(conn)
     conn.register("_incoming_rows", rows)
     try:
-        with transaction(conn):
+
+        def replace() -> None:
             conn.execute(
                 f"delete from {RAW_SCHEMA}.{table} "
                 f"where {time_column} >= ? and {time_column} < ?{spare}",
@@ -89,6 +90,8 @@ def replace_window(
             conn.execute(f"insert into {RAW_SCHEMA}.{table} by name select * from _incoming_rows")
             if lake:
                 check_key(conn, table, f"{time_column} >= ? and {time_column} < ?", [start, end])
+
+        in_transaction(conn, replace)
     finally:
         conn.unregister("_incoming_rows")
     return len(rows)

@@ -8,16 +8,18 @@ and the upgrade compares the warehouse with it.
 
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
-from nostr_assets.lib.warehouse.lake import is_lake
+from nostr_assets.lib.warehouse.lake import is_lake, writer_turn
 
 RAW_SCHEMA = "raw"
 
@@ -80,6 +82,71 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         with suppress(duckdb.Error):
             conn.execute("rollback")
         raise
+
+
+T = TypeVar("T")
+
+# How a transaction that lost to another writer of the same DuckLake says so. Nothing of it was
+# kept, and running it again from the start is correct. A SQLite catalog answers "database is
+# locked" when another process committed after this transaction first read it (SQLite cannot
+# then upgrade the read to a write, and does not wait); DuckLake's own check says "Transaction
+# conflict" (two writers creating the same schema, say); Postgres "could not serialize access"
+# or "deadlock detected". The DuckDB file never produces them: it has one writing process.
+CONFLICT_MARKERS = (
+    "database is locked",
+    "transaction conflict",
+    "write-write conflict",
+    "could not serialize access",
+    "deadlock detected",
+)
+# About a minute of trying (0.02 s doubling to 2 s, with jitter so that two writers that
+# collided do not collide again) before the step fails and says why; nothing is lost either way.
+CONFLICT_ATTEMPTS = 40
+FIRST_CONFLICT_DELAY_S = 0.02
+MAX_CONFLICT_DELAY_S = 2.0
+
+_conflicts_retried = 0
+
+
+class WriterConflict(RuntimeError):
+    """A transaction lost to other writers of the lake every time it was tried."""
+
+
+def is_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is a transaction losing to another writer (worth running again)."""
+    text = str(error).lower()
+    return isinstance(error, duckdb.Error) and any(m in text for m in CONFLICT_MARKERS)
+
+
+def conflicts_retried() -> int:
+    """How many transactions this process has run again after losing to another writer."""
+    return _conflicts_retried
+
+
+def in_transaction(conn: duckdb.DuckDBPyConnection, body: Callable[[], T]) -> T:
+    """``body()`` in one transaction, run again from the start while it loses to another writer.
+
+    ``body`` must be safe to repeat (everything it did was rolled back). On the DuckDB file this
+    is ``transaction()``: one process writes it, so no transaction ever loses.
+    """
+    global _conflicts_retried
+    delay = FIRST_CONFLICT_DELAY_S
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            with writer_turn(conn), transaction(conn):
+                return body()
+        except duckdb.Error as error:
+            if not is_conflict(error):
+                raise
+            if attempt == CONFLICT_ATTEMPTS:
+                raise WriterConflict(
+                    f"gave up after {attempt} attempts, each lost to another writer of the "
+                    f"warehouse; nothing of it was kept. The last refusal: {error}"
+                ) from error
+        _conflicts_retried += 1
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, MAX_CONFLICT_DELAY_S)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from nostr_assets.lib.warehouse.lake import is_lake
 from nostr_assets.lib.warehouse.raw_table import (
     RAW_SCHEMA,
     SchemaMismatch,
+    in_transaction,
     plan_upgrade,
     scalar,
-    transaction,
 )
 from nostr_assets.lib.warehouse.tables import RAW_TABLES
 
@@ -27,7 +27,14 @@ from nostr_assets.lib.warehouse.tables import RAW_TABLES
 def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     """Create missing raw tables and upgrade old ones; return the statements that changed an
     existing table (empty when it was up to date). Raises ``SchemaMismatch`` and changes
-    nothing when a table cannot be upgraded without losing data."""
+    nothing when a table cannot be upgraded without losing data.
+
+    On a lake, writers starting at once may race to create the tables: the one that loses
+    looks again and finds them made."""
+    return in_transaction(conn, lambda: _ensure_raw_tables(conn))
+
+
+def _ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     existing = {
         name
         for (name,) in conn.execute(
@@ -47,11 +54,10 @@ def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
         database = scalar(conn, "select current_database()")
         raise SchemaMismatch(database, problems)
     lake = is_lake(conn)
-    with transaction(conn):
-        conn.execute(f"create schema if not exists {RAW_SCHEMA}")
-        for table in RAW_TABLES.values():
-            if table.name not in existing:
-                conn.execute(table.create_sql(lake))
-        for statement in upgrades:
-            conn.execute(statement)
+    conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+    for table in RAW_TABLES.values():
+        if table.name not in existing:
+            conn.execute(table.create_sql(lake))
+    for statement in upgrades:
+        conn.execute(statement)
     return upgrades

@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 
 from nostr_assets.lib.warehouse.lake import is_lake
-from nostr_assets.lib.warehouse.raw_table import RawTable
+from nostr_assets.lib.warehouse.raw_table import RawTable, in_transaction
 
 TABLE = RawTable(
     name="relay_catalog",
@@ -53,4 +53,5 @@ def upsert_catalog(conn: duckdb.DuckDBPyConnection, now: datetime) -> None:
     """Merge the registered relation ``incoming`` (relay_url, source, is_guarded,
     guard_reason; one row per URL) into raw.relay_catalog: new URLs are added, known ones get
     ``last_seen_at = now`` and the guard's new verdict."""
-    conn.execute(_MERGE if is_lake(conn) else _ON_CONFLICT, {"now": now})
+    sql = _MERGE if is_lake(conn) else _ON_CONFLICT
+    in_transaction(conn, lambda: conn.execute(sql, {"now": now}))
