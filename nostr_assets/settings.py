@@ -358,6 +358,15 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "NOSTR_DUCKLAKE_HOURS_PER_RUN",
+        "ducklake_hours_per_run",
+        "integer >= 1",
+        "24",
+        "with NOSTR_WAREHOUSE=ducklake, a backfill of raw/nostr_events is cut into runs of this "
+        "many hours, which crawl and land at once (dagster.yaml's max_concurrent_runs of them)",
+        parse_positive_int,
+    ),
+    Setting(
         "NOSTR_DUCKDB_MEMORY_MB",
         "duckdb_memory_mb",
         "integer >= 1",
@@ -561,6 +570,7 @@ class Settings:
     ducklake_s3_region: str
     ducklake_s3_access_key_id: str | None  # None: anonymous requests
     ducklake_s3_secret_set: bool | None  # the secret is never kept here; None: unset
+    ducklake_hours_per_run: int
     relays: tuple[str, ...]
     relays_file: Path | None  # None: unset and the default file is absent
     kinds: tuple[int, ...] | None  # None: every kind

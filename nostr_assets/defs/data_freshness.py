@@ -14,6 +14,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.freshness import DAILY_FRESHNESS, HOURLY_FRESHNESS
+from nostr_assets.defs.writers import RAW_WRITERS_POOL
 from nostr_assets.lib.warehouse.raw_table import scalar
 
 
@@ -89,7 +90,7 @@ def _build_check(clock: DataClock) -> dg.AssetChecksDefinition:
         # (Dagster types these conditions for assets; they evaluate the same for a check.)
         automation_condition=dg.AutomationCondition.cron_tick_passed("25,55 * * * *")  # type: ignore[arg-type]
         & ~dg.AutomationCondition.in_progress(),
-        pool="duckdb",
+        pool=RAW_WRITERS_POOL,
     )
     def newest_data_is_recent(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         now = datetime.now(UTC)

@@ -22,6 +22,7 @@ from nostr_assets.defs.conditions import HOURLY_MODEL, whole_model
 from nostr_assets.defs.dbt.project import dbt_project
 from nostr_assets.defs.freshness import DAILY_FRESHNESS, HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import hourly_partitions, single_run
+from nostr_assets.defs.writers import DBT_POOL, DBT_RETRY
 
 # Two dbt steps in a run, in this order: the hourly models (staging over the hourly raw tables,
 # then the hourly marts), then everything else, which reads them. No model of the second step
@@ -143,7 +144,8 @@ def build_with_row_counts(dbt: DbtCliResource, args: list[str], context: dg.Asse
     select=HOURLY_SELECT,
     dagster_dbt_translator=translator,
     partitions_def=hourly_partitions,
-    pool="duckdb",
+    pool=DBT_POOL,
+    retry_policy=DBT_RETRY,
     name="dbt_hourly_models",
 )
 def dbt_hourly_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: RunDbtConfig):
@@ -166,7 +168,8 @@ def dbt_hourly_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, co
     select="path:models/intermediate path:models/marts stg_nostr__relay_catalog",
     exclude="path:models/marts,tag:hourly",
     dagster_dbt_translator=translator,
-    pool="duckdb",
+    pool=DBT_POOL,
+    retry_policy=DBT_RETRY,
     name="dbt_models",
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: RunDbtConfig):

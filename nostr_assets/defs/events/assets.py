@@ -11,13 +11,14 @@ from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.events.diagnosis import explain_unreached
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
-from nostr_assets.defs.partitions import EVENTS_RUN, hourly_partitions, single_run
+from nostr_assets.defs.partitions import EVENTS_RUN, hourly_partitions, with_backfill_policy
 from nostr_assets.defs.relays.relay_list import (
     contactable_relays,
     guarded_relays_skipped,
     report_guarded,
 )
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
+from nostr_assets.defs.writers import RAW_WRITERS_POOL, events_backfill_policy
 from nostr_assets.lib.network.hourly_fetch import (
     HOUR,
     CrawledHour,
@@ -66,8 +67,9 @@ def _raw_event_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
     )
 
 
-@single_run(
+@with_backfill_policy(
     dg.multi_asset,
+    events_backfill_policy(),
     specs=[
         _raw_event_spec(
             EVENTS,
@@ -100,7 +102,7 @@ def _raw_event_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
         ),
     ],
     partitions_def=hourly_partitions,
-    pool="duckdb",
+    pool=RAW_WRITERS_POOL,
     can_subset=False,
 )
 def nostr_events(

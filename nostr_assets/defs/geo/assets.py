@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import OBSERVATIONS_RUN, hourly_partitions, single_run
 from nostr_assets.defs.resources import GeoIPResource
+from nostr_assets.defs.writers import RAW_WRITERS_POOL
 from nostr_assets.lib.network.geolocation import GeoDatabaseMissing, GeoLocator
 from nostr_assets.lib.warehouse.landing import replace_window
 from nostr_assets.lib.warehouse.tables.relay_geolocations import geolocation_row
@@ -40,7 +41,7 @@ asn_database = dg.AssetSpec(
     tags=OBSERVATIONS_RUN,
     partitions_def=hourly_partitions,
     freshness_policy=HOURLY_FRESHNESS,
-    pool="duckdb",
+    pool=RAW_WRITERS_POOL,
 )
 def relay_geolocations(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, geoip: GeoIPResource

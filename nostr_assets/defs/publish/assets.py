@@ -16,6 +16,7 @@ from nostr_assets.defs.conditions import PUBLISH_HOUR
 from nostr_assets.defs.partitions import hourly_partitions, single_run
 from nostr_assets.defs.resources import NostrCrawlerResource
 from nostr_assets.defs.resources.monitor import NostrMonitorResource
+from nostr_assets.defs.writers import RAW_WRITERS_POOL
 from nostr_assets.lib.network.hourly_fetch import hours_between
 from nostr_assets.lib.network.probe import CAPABILITY_TIMEOUT
 from nostr_assets.lib.network.publisher import publish
@@ -106,7 +107,7 @@ OBSERVATIONS = [["raw", "relay_snapshots"], ["raw", "relay_geolocations"]]
         ),
     ],
     partitions_def=hourly_partitions,
-    pool="duckdb",
+    pool=RAW_WRITERS_POOL,
     # Either key may be asked for alone (a backfill of one of them, say): the step publishes
     # and records either way, and reports what was asked. Non-subsettable, a backfill over both
     # was refused now and then for targeting "different subsets" of one multi-asset.

@@ -14,6 +14,7 @@ from nostr_assets.defs.freshness import HOURLY_FRESHNESS
 from nostr_assets.defs.partitions import single_run
 from nostr_assets.defs.relays.relay_list import retired_relays
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
+from nostr_assets.defs.writers import RAW_WRITERS_POOL
 from nostr_assets.lib.failures import ErrorClass, GuardReason
 from nostr_assets.lib.network.address_guard import AddressRefused, resolve_guarded
 from nostr_assets.lib.protocol.discovery import Discovery, discover_relays
@@ -74,7 +75,7 @@ async def _guard_all(urls: list[str], concurrency: int) -> dict[str, str | None]
     group_name="relays",
     kinds={"python", "duckdb"},
     freshness_policy=HOURLY_FRESHNESS,
-    pool="duckdb",
+    pool=RAW_WRITERS_POOL,
     # Lets `dagster asset materialize --select '*' --partition-range ...` include it in one run.
     automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
 )

@@ -16,6 +16,7 @@ from nostr_assets.defs.relays.relay_list import (
     report_guarded,
 )
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
+from nostr_assets.defs.writers import RAW_WRITERS_POOL
 from nostr_assets.lib.network.hourly_fetch import hours_between
 from nostr_assets.lib.network.probe import RelayProbe
 from nostr_assets.lib.protocol.event import Event
@@ -93,7 +94,7 @@ async def probe_all(urls: list[str], crawler: NostrCrawlerResource) -> list[Rela
     tags=OBSERVATIONS_RUN,
     partitions_def=hourly_partitions,
     freshness_policy=HOURLY_FRESHNESS,
-    pool="duckdb",
+    pool=RAW_WRITERS_POOL,
 )
 def relay_snapshots(
     context: dg.AssetExecutionContext,
