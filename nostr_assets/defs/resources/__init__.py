@@ -26,6 +26,7 @@ from nostr_assets.defs.resources.monitor import KEY_VARIABLE, NostrMonitorResour
 from nostr_assets.defs.resources.relays import NostrCrawlerResource, RelaySourcesResource
 from nostr_assets.defs.resources.reports import DashboardResource
 from nostr_assets.defs.resources.warehouse import WarehouseResource, WarehouseUnusable
+from nostr_assets.defs.writers import EXECUTOR
 from nostr_assets.settings import Settings, catalog_passwords, load_settings
 
 __all__ = [
@@ -120,9 +121,9 @@ def resources() -> dg.Definitions:
     this module is imported), and the executor its runs use."""
     return dg.Definitions(
         resources=build_resources(),
-        # Steps share one DuckDB file that only one process may write, so they take turns
-        # anyway; running them in the run's own process saves a new interpreter (and a reload
-        # of these definitions and the dbt manifest) per step: about 3 s each, measured by
-        # bench_backfill.
-        executor=dg.in_process_executor,
+        # On the DuckDB file steps take turns anyway (one writing process), and running them
+        # in the run's own process saves a new interpreter (and a reload of these definitions
+        # and the dbt manifest) per step: about 3 s each, measured by bench_backfill. On a
+        # DuckLake each step gets a process of its own and they run at once (defs/writers.py).
+        executor=EXECUTOR,
     )
