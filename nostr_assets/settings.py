@@ -358,12 +358,12 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
-        "NOSTR_DUCKLAKE_HOURS_PER_RUN",
-        "ducklake_hours_per_run",
+        "NOSTR_DUCKLAKE_WRITERS",
+        "ducklake_writers",
         "integer >= 1",
-        "24",
-        "with NOSTR_WAREHOUSE=ducklake, a backfill of raw/nostr_events is cut into runs of this "
-        "many hours, which crawl and land at once (dagster.yaml's max_concurrent_runs of them)",
+        "2",
+        "with NOSTR_WAREHOUSE=ducklake, the processes that crawl and land the hours of one "
+        "raw/nostr_events run at once, each a share of the range",
         parse_positive_int,
     ),
     Setting(
@@ -570,7 +570,7 @@ class Settings:
     ducklake_s3_region: str
     ducklake_s3_access_key_id: str | None  # None: anonymous requests
     ducklake_s3_secret_set: bool | None  # the secret is never kept here; None: unset
-    ducklake_hours_per_run: int
+    ducklake_writers: int
     relays: tuple[str, ...]
     relays_file: Path | None  # None: unset and the default file is absent
     kinds: tuple[int, ...] | None  # None: every kind

@@ -36,15 +36,8 @@ def single_run(decorator: Callable[..., T], **kwargs: Any) -> T:
     ``backfill_policy`` parameter as beta and warns when the decorator is made; that one
     warning is silenced here, for this call only, because the choice is deliberate.
     """
-    return with_backfill_policy(decorator, dg.BackfillPolicy.single_run(), **kwargs)
-
-
-def with_backfill_policy(
-    decorator: Callable[..., T], policy: dg.BackfillPolicy, **kwargs: Any
-) -> T:
-    """``decorator(backfill_policy=policy, **kwargs)``, without Dagster's beta warning."""
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
         )
-        return decorator(backfill_policy=policy, **kwargs)
+        return decorator(backfill_policy=dg.BackfillPolicy.single_run(), **kwargs)

@@ -1,9 +1,15 @@
 """raw/nostr_events, raw/event_relay_sightings and raw/relay_fetch_stats, one hour at a time."""
 
 import asyncio
+import multiprocessing
+import queue
 import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -11,14 +17,14 @@ from dagster_duckdb import DuckDBResource
 
 from nostr_assets.defs.events.diagnosis import explain_unreached
 from nostr_assets.defs.freshness import HOURLY_FRESHNESS
-from nostr_assets.defs.partitions import EVENTS_RUN, hourly_partitions, with_backfill_policy
+from nostr_assets.defs.partitions import EVENTS_RUN, hourly_partitions, single_run
 from nostr_assets.defs.relays.relay_list import (
     contactable_relays,
     guarded_relays_skipped,
     report_guarded,
 )
 from nostr_assets.defs.resources import NostrCrawlerResource, RelaySourcesResource
-from nostr_assets.defs.writers import RAW_WRITERS_POOL, events_backfill_policy
+from nostr_assets.defs.writers import EVENT_WRITERS, RAW_WRITERS_POOL
 from nostr_assets.lib.network.hourly_fetch import (
     HOUR,
     CrawledHour,
@@ -67,9 +73,8 @@ def _raw_event_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
     )
 
 
-@with_backfill_policy(
+@single_run(
     dg.multi_asset,
-    events_backfill_policy(),
     specs=[
         _raw_event_spec(
             EVENTS,
@@ -129,9 +134,19 @@ def nostr_events(
                 "or retired. "
                 "Materialise raw/relay_catalog first, or set NOSTR_RELAYS."
             )
-        context.log.info(f"Fetching {len(hours)} hour(s) from {len(relays)} relays")
-        summary = _fetch_and_land(context, conn, relays, hours, crawler)
+        writers = min(EVENT_WRITERS, len(hours))
+        context.log.info(
+            f"Fetching {len(hours)} hour(s) from {len(relays)} relays"
+            + (f" in {writers} writer processes" if writers > 1 else "")
+        )
+        if writers > 1:
+            summary = _fetch_and_land_in_processes(context, duckdb, relays, hours, crawler, writers)
+        else:
+            summary = _fetch_and_land(context.log.info, conn, relays, hours, crawler)
     yield from _results(summary, len(hours), context.partition_keys, guard_metadata)
+
+
+_RELAY_COUNTS = ("events", "invalid", "bad_frames", "truncated")
 
 
 @dataclass
@@ -154,6 +169,20 @@ class _Summary:
         for crawled in batch.hours:
             self.crawl_seconds += crawled.crawl_seconds
             self._add_relay_stats(crawled)
+
+    def merge(self, other: "_Summary") -> None:
+        """Add another writer's summary (of other hours) to this one."""
+        self.totals.update(other.totals)
+        self.invalid.update(other.invalid)
+        self.hours_without_relay = sorted(self.hours_without_relay + other.hours_without_relay)
+        self.unreached_errors.update(other.unreached_errors)
+        self.crawl_seconds += other.crawl_seconds
+        self.land_seconds += other.land_seconds
+        for url, theirs in other.per_relay.items():
+            row = self.per_relay.setdefault(url, {**theirs, **dict.fromkeys(_RELAY_COUNTS, 0)})
+            for name in _RELAY_COUNTS:
+                row[name] += theirs[name]
+            row["error_class"] = theirs["error_class"] or row["error_class"]
 
     def _add_relay_stats(self, crawled: CrawledHour) -> None:
         stats = crawled.result.relay_stats
@@ -182,7 +211,9 @@ class _Summary:
             row["error_class"] = s.error_class or row["error_class"]
 
 
-def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource) -> _Summary:
+def _fetch_and_land(
+    log: Callable[[str], Any], conn, relays, hours, crawler: NostrCrawlerResource
+) -> _Summary:
     def land(batch: list[CrawledHour]) -> tuple[int, int]:
         events, sightings = crawl_rows([crawled.result for crawled in batch])
         stats = [
@@ -213,11 +244,80 @@ def _fetch_and_land(context, conn, relays, hours, crawler: NostrCrawlerResource)
         previous, done = done, done + len(batch.hours)
         if done // log_every != previous // log_every or done == len(hours):
             last = batch.hours[-1]
-            context.log.info(
+            log(
                 f"[{done}/{len(hours)} hours] up to {last.hour:%Y-%m-%d %H:00}: "
                 f"{summary.totals['events']} events stored, "
                 f"{sum(1 for s in last.result.relay_stats if s.error_class)} relays failed"
             )
+    summary.fetch_wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _configuration(resource: dg.ConfigurableResource) -> tuple[type, dict[str, Any]]:
+    """A resource as its class and field values: what a writer process rebuilds it from (a
+    resource bound to a run does not pickle)."""
+    cls = type(resource)
+    return cls, {name: getattr(resource, name) for name in cls.model_fields}
+
+
+def _land_share(
+    warehouse: tuple[type, dict[str, Any]],
+    crawler: tuple[type, dict[str, Any]],
+    relays: list[str],
+    hours: list[datetime],
+    progress: Any,
+) -> _Summary:
+    """One writer process: crawl and land ``hours`` with a connection of its own; its progress
+    lines go to ``progress`` (a queue the step logs from)."""
+    prefix = f"[writer {hours[0]:%Y-%m-%d %H:00}..{hours[-1]:%Y-%m-%d %H:00}] "
+    (warehouse_cls, warehouse_fields), (crawler_cls, crawler_fields) = warehouse, crawler
+    with warehouse_cls(**warehouse_fields).get_connection() as conn:
+        return _fetch_and_land(
+            lambda line: progress.put(prefix + line),
+            conn,
+            relays,
+            hours,
+            crawler_cls(**crawler_fields),
+        )
+
+
+def _fetch_and_land_in_processes(
+    context: dg.AssetExecutionContext,
+    warehouse: DuckDBResource,
+    relays: list[str],
+    hours: list[datetime],
+    crawler: NostrCrawlerResource,
+    writers: int,
+) -> _Summary:
+    """The run's hours split into ``writers`` contiguous shares, each crawled and landed by a
+    process of its own at once (a DuckLake takes many writers; their colliding transactions
+    are run again by landing). A failed writer fails the step once the others have finished:
+    what they landed stays, and re-running the range completes it."""
+    shares = [
+        hours[i * len(hours) // writers : (i + 1) * len(hours) // writers] for i in range(writers)
+    ]
+    summary = _Summary()
+    started = time.perf_counter()
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Manager() as manager, ProcessPoolExecutor(writers, mp_context=spawn) as pool:
+        progress = manager.Queue()
+        futures = [
+            pool.submit(
+                _land_share,
+                _configuration(warehouse),
+                _configuration(crawler),
+                relays,
+                share,
+                progress,
+            )
+            for share in shares
+        ]
+        while not all(f.done() for f in futures) or not progress.empty():
+            with suppress(queue.Empty):
+                context.log.info(progress.get(timeout=0.5))
+        # The first failure, once every writer has finished (result() raises it).
+        for future in futures:
+            summary.merge(future.result())
     summary.fetch_wall_seconds = time.perf_counter() - started
     return summary
 
