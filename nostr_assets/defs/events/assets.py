@@ -2,6 +2,7 @@
 
 import asyncio
 import multiprocessing
+import os
 import queue
 import time
 from collections import Counter
@@ -266,12 +267,15 @@ def _land_share(
     relays: list[str],
     hours: list[datetime],
     progress: Any,
+    threads: int,
 ) -> _Summary:
-    """One writer process: crawl and land ``hours`` with a connection of its own; its progress
-    lines go to ``progress`` (a queue the step logs from)."""
+    """One writer process: crawl and land ``hours`` with a connection of its own, DuckDB on
+    ``threads`` threads (the writers share the machine's cores); its progress lines go to
+    ``progress`` (a queue the step logs from)."""
     prefix = f"[writer {hours[0]:%Y-%m-%d %H:00}..{hours[-1]:%Y-%m-%d %H:00}] "
     (warehouse_cls, warehouse_fields), (crawler_cls, crawler_fields) = warehouse, crawler
     with warehouse_cls(**warehouse_fields).get_connection() as conn:
+        conn.execute(f"set threads = {threads}")
         return _fetch_and_land(
             lambda line: progress.put(prefix + line),
             conn,
@@ -309,6 +313,7 @@ def _fetch_and_land_in_processes(
                 relays,
                 share,
                 progress,
+                max(1, (os.cpu_count() or 1) // writers),
             )
             for share in shares
         ]
