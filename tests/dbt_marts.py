@@ -17,11 +17,19 @@ PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 
 def dbt_build(db_path: Path, target_path: Path, *args: str) -> None:
     """Run `dbt build` in-process against ``db_path``; fail the test on any error."""
+    dbt_command("build", {"NOSTR_DUCKDB_PATH": str(db_path)}, target_path, *args)
+
+
+def dbt_command(command: str, environ: dict[str, str], target_path: Path, *args: str) -> None:
+    """Run dbt ``command`` (build, run ...) in-process with ``environ`` added to the
+    environment (the variables the profile reads, e.g. NOSTR_WAREHOUSE=ducklake and the lake's);
+    fail the test on any error."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NOSTR_DUCKDB_PATH", str(db_path))
+        for name, value in environ.items():
+            mp.setenv(name, value)
         result = dbtRunner().invoke(
             [
-                "build",
+                command,
                 "--project-dir",
                 str(PROJECT_DIR),
                 "--profiles-dir",
@@ -37,7 +45,7 @@ def dbt_build(db_path: Path, target_path: Path, *args: str) -> None:
     # dbt-duckdb keeps its DuckDB instance open in this process after the run; close it so the
     # test can open the file (DuckDB refuses a second instance with another configuration).
     release_duckdb()
-    assert result.success, f"dbt build {args} failed: {result.exception}"
+    assert result.success, f"dbt {command} {args} failed: {result.exception}"
 
 
 def build_fixture_marts(root: Path) -> Path:

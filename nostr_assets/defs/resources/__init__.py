@@ -102,6 +102,12 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             project_dir=dbt_project,  # type: ignore[arg-type]
             dbt_executable=DBT_EXECUTABLE,
             duckdb_path=database,
+            warehouse=settings.warehouse,
+            # As for the warehouse: a catalog holding a password is bound as its variable.
+            ducklake_catalog=(
+                dg.EnvVar("NOSTR_DUCKLAKE_CATALOG") if catalog_passwords(catalog) else catalog
+            ),
+            ducklake_data_path=settings.ducklake_data_path,
         ),
         "dashboard": DashboardResource(
             path=str(settings.dashboard_path), project_root=str(settings.project_root)
