@@ -76,16 +76,32 @@ def land_window(
     conn.register("incoming_events", events)
     conn.register("incoming_sightings", sightings)
     try:
+        lake = is_lake(conn)
         for part in range(slices):
+            in_slice = f"hash(event_id) % {slices} = {part}"
+            # On a lake the merge is prepared before the transaction, so writers merge side by
+            # side and take turns (a SQLite catalog) only to write; the transaction checks that
+            # the slice is still what was merged, and merges it again if another writer changed
+            # it meanwhile. The file has one writer: it merges inside the transaction.
+            # The fingerprint the prepared merge was made from: good for the first attempt only
+            # (an attempt that lost may have dropped the prepared tables before rolling back).
+            prepared: list[tuple | None] = [None]
+            if lake:
+                prepared[0] = _stored_fingerprint(conn, window, in_slice)
+                _prepare_merge(conn, window, in_slice)
 
-            def merge_slice(part: int = part) -> tuple[int, int]:
-                merged = _merge_slice(conn, window, f"hash(event_id) % {slices} = {part}")
+            def merge_slice(
+                part: int = part, in_slice: str = in_slice, prepared: list = prepared
+            ) -> tuple[int, int]:
+                expected, prepared[0] = prepared[0], None
+                if expected is None or _stored_fingerprint(conn, window, in_slice) != expected:
+                    _prepare_merge(conn, window, in_slice)
+                merged = _write_merge(conn, window, in_slice)
                 if part == slices - 1 and fetch_stats is not None:
                     _replace_fetch_stats(conn, window, fetch_stats)
                 return merged
 
-            # On a lake another writer may commit first; the slice is then merged again,
-            # from what is stored by then.
+            # A transaction that loses to another writer runs again: from what is stored then.
             merged = in_transaction(conn, merge_slice)
             totals[0] += merged[0]
             totals[1] += merged[1]
@@ -112,11 +128,30 @@ def _replace_fetch_stats(conn: duckdb.DuckDBPyConnection, window: list[datetime]
         conn.unregister("incoming_stats")
 
 
-def _merge_slice(
+def _stored_fingerprint(
     conn: duckdb.DuckDBPyConnection, window: list[datetime], in_slice: str
-) -> tuple[int, int]:
-    """Replace the stored rows of one slice of the window's event ids by their union with the
-    incoming ones, each row keeping its earliest ``first_seen_at``."""
+) -> tuple:
+    """What is stored of one slice of the window, in two numbers per table: equal fingerprints
+    mean the same rows, so a merge prepared from them is still the merge to write."""
+    stored = f"created_hour >= $1 and created_hour < $2 and {in_slice}"
+    row = conn.execute(
+        f"""
+        select
+            (select count(*) from {RAW_SCHEMA}.nostr_events where {stored}),
+            (select coalesce(sum(hash(event_id, first_seen_at)), 0)
+             from {RAW_SCHEMA}.nostr_events where {stored}),
+            (select count(*) from {RAW_SCHEMA}.event_relay_sightings where {stored}),
+            (select coalesce(sum(hash(event_id, relay_url, first_seen_at)), 0)
+             from {RAW_SCHEMA}.event_relay_sightings where {stored})
+        """,
+        window,
+    ).fetchone()
+    return tuple(row or ())
+
+
+def _prepare_merge(conn: duckdb.DuckDBPyConnection, window: list[datetime], in_slice: str) -> None:
+    """The union of the stored rows of one slice of the window's event ids with the incoming
+    ones, each row keeping its earliest ``first_seen_at``, as temporary tables."""
     raw = RAW_SCHEMA
     stored = f"created_hour >= $1 and created_hour < $2 and {in_slice}"
     conn.execute(
@@ -158,6 +193,14 @@ def _merge_slice(
         """,
         window,
     )
+
+
+def _write_merge(
+    conn: duckdb.DuckDBPyConnection, window: list[datetime], in_slice: str
+) -> tuple[int, int]:
+    """Replace the stored rows of one slice by the prepared merge; return its row counts."""
+    raw = RAW_SCHEMA
+    stored = f"created_hour >= $1 and created_hour < $2 and {in_slice}"
     for table in ("nostr_events", "event_relay_sightings"):
         conn.execute(f"delete from {raw}.{table} where {stored}", window)
     conn.execute(

@@ -19,7 +19,7 @@ import pytest
 from relays import BASE_HOUR, SECRET_KEYS
 
 from nostr_assets.lib.protocol.event import sign_event
-from nostr_assets.lib.warehouse import raw_table
+from nostr_assets.lib.warehouse import event_landing, raw_table
 from nostr_assets.lib.warehouse.event_landing import land_window
 from nostr_assets.lib.warehouse.lake import connect_lake
 from nostr_assets.lib.warehouse.raw_table import (
@@ -250,3 +250,44 @@ def test_only_conflicts_are_run_again(two_writers):
     assert not is_conflict(refused.value)
     assert len(attempts) == 1
     assert mine.execute("select count(*) from hours").fetchone() == (0,)
+
+
+def test_a_merge_prepared_before_another_writer_landed_is_merged_again(tmp_path, monkeypatch):
+    """Writer A prepares its merge of an hour outside the transaction; writer B lands the same
+    hour (other relays' sightings, earlier first_seen_at) before A writes. A must see that the
+    stored slice changed and merge again, so B's rows survive, as one writer landing both
+    crawls in turn would leave them."""
+    catalog, data = f"sqlite:{tmp_path / 'catalog.sqlite'}", f"{tmp_path / 'files'}/"
+    mine, other = connect_lake(catalog, data), connect_lake(catalog, data)
+    ensure_raw_tables(mine)
+    events = hour_events(0)
+    created = {e.id: e.created_at for e in events}
+
+    def rows(relay: str, delay: float):
+        seen = {e.id: e.created_at + delay for e in events}
+        pairs = [(e.id, relay, e.created_at + delay) for e in events]
+        return event_rows(events, seen), sighting_rows(pairs, created)
+
+    prepare = event_landing._prepare_merge
+    interleaved = []
+
+    def prepare_then_let_the_other_land(conn, window, in_slice):
+        prepare(conn, window, in_slice)
+        if conn is mine and not interleaved:
+            interleaved.append(1)
+            land_window(other, FIRST, FIRST + HOUR, *rows("wss://b.example", 1.0))
+
+    monkeypatch.setattr(event_landing, "_prepare_merge", prepare_then_let_the_other_land)
+    land_window(mine, FIRST, FIRST + HOUR, *rows("wss://a.example", 9.0))
+    assert interleaved
+    both = contents(mine)
+    mine.close()
+    other.close()
+
+    with duckdb.connect(str(tmp_path / "file.duckdb")) as file:
+        ensure_raw_tables(file)
+        land_window(file, FIRST, FIRST + HOUR, *rows("wss://b.example", 1.0))
+        land_window(file, FIRST, FIRST + HOUR, *rows("wss://a.example", 9.0))
+        assert both == contents(file)
+    assert len(both[1]) == 2 * len(events)  # sightings from both writers
+    assert {row[-1] for row in both[0]} == {2}  # relay_count
