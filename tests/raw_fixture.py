@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from nostr_assets.lib.warehouse.schema import ensure_raw_tables
+from nostr_assets.lib.warehouse.tables import RAW_TABLES
 
 T0 = 1704103200  # 2024-01-01 10:00:00 UTC
 
@@ -277,3 +278,15 @@ def write_raw_fixture(path: Path) -> None:
         _insert(conn, "relay_geolocations", _geolocations())
     finally:
         conn.close()
+
+
+def copy_raw_tables(conn: duckdb.DuckDBPyConnection, file: Path) -> None:
+    """The raw tables of the DuckDB file at ``file`` copied into ``conn``'s current database
+    (a lake), created there first: the same rows on both warehouses."""
+    ensure_raw_tables(conn)
+    conn.execute(f"attach '{file}' as fixture (read_only)")
+    try:
+        for table in RAW_TABLES:
+            conn.execute(f"insert into raw.{table} select * from fixture.raw.{table}")
+    finally:
+        conn.execute("detach fixture")

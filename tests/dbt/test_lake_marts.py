@@ -27,12 +27,11 @@ from dbt.config.profile import read_profile
 from dbt.config.renderer import ProfileRenderer
 from dbt_common.context import set_invocation_context
 from dbt_marts import PROJECT_DIR, dbt_command
-from raw_fixture import R1, R2, write_raw_fixture
+from raw_fixture import R1, R2, copy_raw_tables, write_raw_fixture
 
 from nostr_assets.defs.resources import build_resources
 from nostr_assets.lib.warehouse.extensions import load_extensions
 from nostr_assets.lib.warehouse.lake import connect_lake, lake_extensions
-from nostr_assets.lib.warehouse.schema import ensure_raw_tables
 from nostr_assets.lib.warehouse.tables import RAW_TABLES
 from nostr_assets.settings import Settings, load_settings
 
@@ -154,10 +153,7 @@ def land_fixture(file: Path, settings: Settings) -> None:
     write_raw_fixture(file)
     conn = connect_lake(settings.ducklake_catalog, settings.ducklake_data_path)
     try:
-        ensure_raw_tables(conn)
-        conn.execute(f"attach '{file}' as fixture (read_only)")
-        for table in RAW_TABLES:
-            conn.execute(f"insert into lake.raw.{table} select * from fixture.raw.{table}")
+        copy_raw_tables(conn, file)
     finally:
         conn.close()
 

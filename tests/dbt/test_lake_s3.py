@@ -10,11 +10,9 @@ from __future__ import annotations
 import duckdb
 import pytest
 from dbt_marts import dbt_command
-from raw_fixture import write_raw_fixture
+from raw_fixture import copy_raw_tables, write_raw_fixture
 
 from nostr_assets.lib.warehouse.lake import S3Storage, connect_lake
-from nostr_assets.lib.warehouse.schema import ensure_raw_tables
-from nostr_assets.lib.warehouse.tables import RAW_TABLES
 
 # The server fixtures: s3_server, s3_bucket.
 pytest_plugins = ["lake_servers"]
@@ -29,10 +27,7 @@ def test_dbt_writes_the_marts_into_the_bucket(tmp_path, s3_server, s3_bucket):
     storage = S3Storage(s3_server.endpoint, "us-east-1", s3_server.key_id, s3_server.secret)
     conn = connect_lake(catalog, data, s3=storage)
     try:
-        ensure_raw_tables(conn)
-        conn.execute(f"attach '{file}' as fixture (read_only)")
-        for table in RAW_TABLES:
-            conn.execute(f"insert into lake.raw.{table} select * from fixture.raw.{table}")
+        copy_raw_tables(conn, file)
     finally:
         conn.close()
     raw_files = [key for key in s3_server.keys(s3_bucket) if key.endswith(".parquet")]
