@@ -153,6 +153,7 @@ def test_unreachable_relay_is_recorded_not_fatal(tmp_path, relay_a):
     metadata = result.asset_materializations_for_node("nostr_events")[0].metadata
     assert metadata["relays_failed"].value == 1
     assert metadata["relays_reached"].value == 1
+    assert metadata["conflicts_retried"].value == 0  # the file has one writer
     ids, _ = expected_hour([relay_a], BASE_HOUR)
     assert len(table(database, "select * from raw.nostr_events")) == len(ids)
     errors = table(

@@ -34,6 +34,7 @@ from nostr_assets.lib.network.hourly_fetch import (
     hours_between,
 )
 from nostr_assets.lib.warehouse.event_landing import crawl_rows, land_window
+from nostr_assets.lib.warehouse.raw_table import conflicts_retried
 from nostr_assets.lib.warehouse.tables.relay_fetch_stats import fetch_stats_rows
 
 EVENTS = dg.AssetKey(["raw", "nostr_events"])
@@ -226,6 +227,7 @@ def _fetch_and_land(
 
     summary = _Summary()
     started = time.perf_counter()
+    conflicts_before = conflicts_retried()
     batches = _run_async(
         fetch_hours(
             relays,
@@ -251,6 +253,7 @@ def _fetch_and_land(
                 f"{sum(1 for s in last.result.relay_stats if s.error_class)} relays failed"
             )
     summary.fetch_wall_seconds = time.perf_counter() - started
+    summary.totals["conflicts_retried"] = conflicts_retried() - conflicts_before
     return summary
 
 
@@ -347,6 +350,8 @@ def _results(
         "crawl_seconds": round(summary.crawl_seconds, 3),
         "land_seconds": round(summary.land_seconds, 3),
         "land_transactions": summary.totals["land_transactions"],
+        # Transactions run again after losing to another writer of a lake (0 on the file).
+        "conflicts_retried": summary.totals["conflicts_retried"],
         "relays_reached": len(per_relay) - failed,
         "relays_failed": failed,
         "possibly_truncated_relays": sum(1 for r in per_relay.values() if r["truncated"]),

@@ -78,37 +78,55 @@ def land_window(
     try:
         lake = is_lake(conn)
         for part in range(slices):
-            in_slice = f"hash(event_id) % {slices} = {part}"
-            # On a lake the merge is prepared before the transaction, so writers merge side by
-            # side and take turns (a SQLite catalog) only to write; the transaction checks that
-            # the slice is still what was merged, and merges it again if another writer changed
-            # it meanwhile. The file has one writer: it merges inside the transaction.
-            # The fingerprint the prepared merge was made from: good for the first attempt only
-            # (an attempt that lost may have dropped the prepared tables before rolling back).
-            prepared: list[tuple | None] = [None]
-            if lake:
-                prepared[0] = _stored_fingerprint(conn, window, in_slice)
-                _prepare_merge(conn, window, in_slice)
-
-            def merge_slice(
-                part: int = part, in_slice: str = in_slice, prepared: list = prepared
-            ) -> tuple[int, int]:
-                expected, prepared[0] = prepared[0], None
-                if expected is None or _stored_fingerprint(conn, window, in_slice) != expected:
-                    _prepare_merge(conn, window, in_slice)
-                merged = _write_merge(conn, window, in_slice)
-                if part == slices - 1 and fetch_stats is not None:
-                    _replace_fetch_stats(conn, window, fetch_stats)
-                return merged
-
-            # A transaction that loses to another writer runs again: from what is stored then.
-            merged = in_transaction(conn, merge_slice)
+            last = part == slices - 1
+            merged = _land_slice(
+                conn,
+                window,
+                f"hash(event_id) % {slices} = {part}",
+                prepare_outside=lake,
+                fetch_stats=fetch_stats if last else None,
+            )
             totals[0] += merged[0]
             totals[1] += merged[1]
     finally:
         for name in ("incoming_events", "incoming_sightings"):
             conn.unregister(name)
     return totals[0], totals[1]
+
+
+def _land_slice(
+    conn: duckdb.DuckDBPyConnection,
+    window: list[datetime],
+    in_slice: str,
+    prepare_outside: bool,
+    fetch_stats: Rows | None,
+) -> tuple[int, int]:
+    """Merge one slice of the window in one transaction (with ``fetch_stats``, when given).
+
+    On a lake (``prepare_outside``) the merge is prepared before the transaction, so writers
+    merge side by side and take turns (a SQLite catalog) only to write; the transaction checks
+    that the slice is still what was merged from, and merges again if another writer changed
+    it. The prepared tables are only read inside the transaction, so a lost attempt leaves them
+    as they were. The file has one writer: it merges inside the transaction. A transaction that
+    loses to another writer runs again, from what is stored by then."""
+    prepared = None
+    if prepare_outside:
+        prepared = _stored_fingerprint(conn, window, in_slice)
+        _prepare_merge(conn, window, in_slice)
+
+    def write() -> tuple[int, int]:
+        if prepared is None or _stored_fingerprint(conn, window, in_slice) != prepared:
+            _prepare_merge(conn, window, in_slice)
+        merged = _write_merge(conn, window, in_slice)
+        if fetch_stats is not None:
+            _replace_fetch_stats(conn, window, fetch_stats)
+        return merged
+
+    try:
+        return in_transaction(conn, write)
+    finally:
+        conn.execute("drop table if exists merged_events")
+        conn.execute("drop table if exists merged_sightings")
 
 
 def _replace_fetch_stats(conn: duckdb.DuckDBPyConnection, window: list[datetime], rows) -> None:
@@ -210,10 +228,7 @@ def _write_merge(
         f"insert into {raw}.event_relay_sightings by name "
         "select * from merged_sightings order by event_id, relay_url"
     )
-    counts = (
+    return (
         scalar(conn, "select count(*) from merged_events"),
         scalar(conn, "select count(*) from merged_sightings"),
     )
-    conn.execute("drop table merged_events")
-    conn.execute("drop table merged_sightings")
-    return counts

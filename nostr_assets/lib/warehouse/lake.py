@@ -148,14 +148,21 @@ def use_wal(catalog_file: Path) -> None:
         db.close()
 
 
-def _sqlite_catalog(conn: duckdb.DuckDBPyConnection) -> Path | None:
-    """The SQLite file of the lake that is the connection's current database, if it is one."""
+def _current_database(conn: duckdb.DuckDBPyConnection) -> tuple[str, str]:
+    """The type of the connection's current database (``duckdb``, ``ducklake``) and its path
+    (a lake's is its catalog, ``sqlite:...`` or ``postgres:...``)."""
     row = conn.execute(
         "select type, path from duckdb_databases() where database_name = current_database()"
     ).fetchone()
-    if row is None or row[0] != "ducklake" or not str(row[1] or "").startswith("sqlite:"):
+    return (str(row[0]), str(row[1] or "")) if row else ("", "")
+
+
+def _sqlite_catalog(conn: duckdb.DuckDBPyConnection) -> Path | None:
+    """The SQLite file of the lake that is the connection's current database, if it is one."""
+    kind, path = _current_database(conn)
+    if kind != "ducklake" or not path.startswith("sqlite:"):
         return None
-    return Path(str(row[1]).removeprefix("sqlite:"))
+    return Path(path.removeprefix("sqlite:"))
 
 
 @contextmanager
@@ -191,7 +198,4 @@ def check_storage(conn: duckdb.DuckDBPyConnection, data_path: str) -> None:
 
 def is_lake(conn: duckdb.DuckDBPyConnection) -> bool:
     """Whether the connection's current database is a DuckLake (no keys, no ``on conflict``)."""
-    row = conn.execute(
-        "select type from duckdb_databases() where database_name = current_database()"
-    ).fetchone()
-    return row is not None and row[0] == "ducklake"
+    return _current_database(conn)[0] == "ducklake"
